@@ -1,0 +1,230 @@
+// Java client (kafka-clients 3.9) scenarios against Sluice, run by test_java.py.
+// Usage: java SluiceCompat <produce-consume|admin> <bootstrap> [args]
+// Exits 0 on success; prints what it checked; any failure throws (non-zero exit).
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.*;
+import org.apache.kafka.common.serialization.*;
+
+public class SluiceCompat {
+    static void check(boolean ok, String what) {
+        if (!ok) throw new AssertionError(what);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String mode = args[0];
+        String bootstrap = args[1];
+        switch (mode) {
+            case "produce-consume" -> produceConsume(bootstrap, args[2], Integer.parseInt(args[3]));
+            case "admin" -> admin(bootstrap, args[2]);
+            case "versions" -> versions(bootstrap);
+            case "produce-paced" -> producePaced(bootstrap, args[2], Integer.parseInt(args[3]));
+            default -> throw new IllegalArgumentException(mode);
+        }
+    }
+
+    static Admin admin(String bootstrap) {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        return Admin.create(p);
+    }
+
+    // A producer with DEFAULT settings (idempotence on, acks=all since Kafka 3.0) sends `n`
+    // keyed records per compression type; a consumer with assign() (no group) reads them back:
+    // every record exactly once, per-partition order, keys and values intact.
+    static void produceConsume(String bootstrap, String topic, int n) throws Exception {
+        int partitions = 3;
+        try (Admin a = admin(bootstrap)) {
+            a.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        }
+        String[] codecs = {"none", "gzip", "snappy", "lz4", "zstd"};
+        int total = 0;
+        for (String codec : codecs) {
+            Properties p = new Properties();
+            p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+            p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+                List<Future<RecordMetadata>> futures = new ArrayList<>();
+                for (int i = 0; i < n; i++) {
+                    String value = codec + ":" + i + ":" + "v".repeat(i % 100);
+                    var headers = List.<org.apache.kafka.common.header.Header>of(
+                        new org.apache.kafka.common.header.internals.RecordHeader("seq", Integer.toString(i).getBytes()));
+                    futures.add(producer.send(new ProducerRecord<>(topic, null, "key-" + (i % 500), value, headers)));
+                }
+                producer.flush();
+                for (Future<RecordMetadata> f : futures) f.get(60, TimeUnit.SECONDS);
+            }
+            total += n;
+            System.out.println("produced " + n + " records with compression " + codec);
+        }
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        Map<String, Integer> seen = new HashMap<>();
+        Map<String, Integer> keyPartition = new HashMap<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            Map<String, Integer> lastByCodecPartition = new HashMap<>();
+            long deadline = System.currentTimeMillis() + 120_000;
+            int got = 0;
+            while (got < total) {
+                check(System.currentTimeMillis() < deadline, "consumed only " + got + " of " + total);
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    String[] parts = r.value().split(":", 3);
+                    int i = Integer.parseInt(parts[1]);
+                    check(r.key().equals("key-" + (i % 500)), "key of " + r.value());
+                    check(parts[2].equals("v".repeat(i % 100)), "value of " + r.value());
+                    var seq = r.headers().lastHeader("seq");
+                    check(seq != null && new String(seq.value()).equals(Integer.toString(i)), "header of " + r.value());
+                    String id = parts[0] + ":" + i;
+                    check(seen.put(id, r.partition()) == null, "duplicate " + id);
+                    Integer kp = keyPartition.putIfAbsent(r.key(), r.partition());
+                    check(kp == null || kp == r.partition(), "key " + r.key() + " in two partitions");
+                    String cp = parts[0] + "/" + r.partition();
+                    Integer last = lastByCodecPartition.put(cp, i);
+                    check(last == null || last < i, "order in " + cp + ": " + i + " after " + last);
+                    got++;
+                }
+            }
+            check(seen.size() == total, "distinct records " + seen.size() + " != " + total);
+            Map<TopicPartition, Long> end = consumer.endOffsets(tps);
+            long sum = end.values().stream().mapToLong(Long::longValue).sum();
+            check(sum == total, "end offsets sum " + sum + " != " + total + " (duplicates in the log?)");
+        }
+        System.out.println("consumed " + total + " records exactly once, in order per partition");
+    }
+
+    // A DEFAULT producer (idempotent, acks=all, retries until delivery.timeout.ms) sends `n`
+    // records "java:<i>:" keyed over the topic's partitions, pausing 1 ms every 100 records so
+    // the test can kill and restart the broker meanwhile; every send must succeed.
+    static void producePaced(String bootstrap, String topic, int n) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        List<Future<RecordMetadata>> futures = new ArrayList<>();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            System.out.println("started");
+            System.out.flush();
+            for (int i = 0; i < n; i++) {
+                futures.add(producer.send(new ProducerRecord<>(topic, "key-" + (i % 1000), "java:" + i + ":")));
+                if (i % 100 == 99) Thread.sleep(1);
+            }
+            producer.flush();
+            for (Future<RecordMetadata> f : futures) f.get(120, TimeUnit.SECONDS);
+        }
+        System.out.println("produced " + n);
+    }
+
+    // AdminClient: describe cluster, create/list/describe topics, list offsets, delete topics.
+    static void admin(String bootstrap, String topic) throws Exception {
+        try (Admin a = admin(bootstrap)) {
+            DescribeClusterResult cluster = a.describeCluster();
+            String clusterId = cluster.clusterId().get(30, TimeUnit.SECONDS);
+            Collection<Node> nodes = cluster.nodes().get(30, TimeUnit.SECONDS);
+            Node controller = cluster.controller().get(30, TimeUnit.SECONDS);
+            check(clusterId != null && !clusterId.isEmpty(), "cluster id");
+            check(nodes.size() == 1, "one node: " + nodes);
+            System.out.println("cluster " + clusterId + " nodes " + nodes + " controller " + controller);
+
+            a.createTopics(List.of(new NewTopic(topic, 4, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            try {
+                a.createTopics(List.of(new NewTopic(topic, 4, (short) 1))).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("second create succeeded");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.TopicExistsException,
+                      "second create: " + e.getCause());
+            }
+            check(a.listTopics().names().get(30, TimeUnit.SECONDS).contains(topic), "listed");
+            TopicDescription d = a.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+            check(d.partitions().size() == 4, "4 partitions: " + d);
+            check(d.topicId() != null && !d.topicId().equals(Uuid.ZERO_UUID), "topic id");
+            System.out.println("described " + d.name() + " id " + d.topicId() + " partitions " + d.partitions().size());
+
+            Properties p = new Properties();
+            p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            long base = System.currentTimeMillis() - 100_000;
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+                for (int i = 0; i < 10; i++) {
+                    producer.send(new ProducerRecord<>(topic, 0, base + i * 1000L, "k", "v" + i)).get(30, TimeUnit.SECONDS);
+                }
+            }
+            TopicPartition tp0 = new TopicPartition(topic, 0);
+            long earliest = a.listOffsets(Map.of(tp0, OffsetSpec.earliest())).partitionResult(tp0).get().offset();
+            long latest = a.listOffsets(Map.of(tp0, OffsetSpec.latest())).partitionResult(tp0).get().offset();
+            ListOffsetsResult.ListOffsetsResultInfo max =
+                a.listOffsets(Map.of(tp0, OffsetSpec.maxTimestamp())).partitionResult(tp0).get();
+            long byTime = a.listOffsets(Map.of(tp0, OffsetSpec.forTimestamp(base + 4500))).partitionResult(tp0).get().offset();
+            check(earliest == 0 && latest == 10, "earliest " + earliest + " latest " + latest);
+            check(max.offset() == 9 && max.timestamp() == base + 9000, "max timestamp " + max);
+            check(byTime == 5, "offset for timestamp " + byTime);
+            System.out.println("list offsets: earliest 0, latest 10, max timestamp at 9, by time 5");
+
+            a.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (a.listTopics().names().get(30, TimeUnit.SECONDS).contains(topic)) {
+                check(System.currentTimeMillis() < deadline, "topic still listed after delete");
+                Thread.sleep(100);
+            }
+            System.out.println("deleted " + topic);
+        }
+    }
+
+    // Version negotiation with the Java client's own logic (NodeApiVersions, as NetworkClient
+    // uses it): read our ApiVersions v0 response over a raw socket, then for every API the Java
+    // client speaks and we advertise, the client must find a usable version (an empty overlap
+    // throws UnsupportedVersionException, as the client itself would on first use).
+    static void versions(String bootstrap) throws Exception {
+        String[] hp = bootstrap.split(":");
+        List<org.apache.kafka.common.message.ApiVersionsResponseData.ApiVersion> advertised = new ArrayList<>();
+        try (java.net.Socket s = new java.net.Socket(hp[0], Integer.parseInt(hp[1]))) {
+            java.io.DataOutputStream out = new java.io.DataOutputStream(s.getOutputStream());
+            byte[] client = "java-compat".getBytes();
+            out.writeInt(2 + 2 + 4 + 2 + client.length);
+            out.writeShort(18);
+            out.writeShort(0);
+            out.writeInt(42);
+            out.writeShort(client.length);
+            out.write(client);
+            out.flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+            in.readInt();
+            check(in.readInt() == 42, "correlation id");
+            check(in.readShort() == 0, "ApiVersions error");
+            int n = in.readInt();
+            for (int i = 0; i < n; i++) {
+                advertised.add(new org.apache.kafka.common.message.ApiVersionsResponseData.ApiVersion()
+                    .setApiKey(in.readShort()).setMinVersion(in.readShort()).setMaxVersion(in.readShort()));
+            }
+        }
+        org.apache.kafka.clients.NodeApiVersions node = org.apache.kafka.clients.NodeApiVersions.create(advertised);
+        int usable = 0;
+        for (var v : advertised) {
+            check(org.apache.kafka.common.protocol.ApiKeys.hasId(v.apiKey()), "unknown api key " + v.apiKey());
+            var key = org.apache.kafka.common.protocol.ApiKeys.forId(v.apiKey());
+            if (!key.inScope(org.apache.kafka.common.message.ApiMessageType.ListenerType.BROKER)) {
+                throw new AssertionError(key + " is advertised but is not a broker API");
+            }
+            short version = node.latestUsableVersion(key);
+            System.out.println(key + " " + v.minVersion() + "-" + v.maxVersion() + " -> Java uses v" + version);
+            usable++;
+        }
+        check(usable == advertised.size(), "every advertised API usable");
+        System.out.println("negotiated " + usable + " APIs");
+    }
+}

@@ -1,0 +1,210 @@
+//! The shared state every handler reads: config, metadata image, partition logs, clock, metrics.
+//!
+//! Handlers never hold a lock of this struct across an await: the metadata image is an
+//! immutable `Arc` swapped by the controller, and each partition owns its own state.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::group::GroupCoordinator;
+use crate::log::disk::Disk;
+use crate::log::log_manager::LogManager;
+use crate::log::partition::Partition;
+use crate::log::LogConfig;
+use crate::metadata::controller::{ControllerConfig, CreateTopic, MetadataController};
+use crate::metadata::image::{BrokerRegistration, MetadataImage, TopicImage};
+use crate::metrics::Metrics;
+use crate::server::fetch_session::FetchSessionCache;
+
+/// An advertised endpoint of this broker, as Metadata and DescribeCluster report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+/// One broker: what `sluice` runs, and what each black-box test starts on 127.0.0.1:0.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: Config,
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Where clients are told to connect (advertised.listeners, with port 0 resolved).
+    pub endpoint: Endpoint,
+    pub metadata: Arc<MetadataController>,
+    pub logs: LogManager,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    /// Bumped on every append so long-polling fetches wake and re-read (see handlers/fetch.rs).
+    pub appended: watch::Sender<u64>,
+    /// Incremental fetch sessions (KIP-227); bounded by their own slot limit.
+    pub fetch_sessions: Mutex<FetchSessionCache>,
+    /// Cancelled once at shutdown; long polls and connections watch it.
+    pub shutdown: CancellationToken,
+    /// Producer id blocks for InitProducerId (KIP-98).
+    pub producer_ids: crate::txn::ProducerIdManager,
+    /// Consumer groups and committed offsets (group/).
+    pub groups: GroupCoordinator,
+}
+
+impl Broker {
+    /// Opens storage (locking log.dirs, reading or writing meta.properties), starts the
+    /// metadata quorum, and registers this broker in it.
+    pub async fn start(
+        config: Config,
+        bound: SocketAddr,
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Broker>> {
+        let metrics = Metrics::with_series_max(config.metrics_series_max);
+        let node_id = config.node_id;
+        let logs = LogManager::open(
+            config.log_dirs.clone(),
+            disk,
+            clock.clone(),
+            metrics.clone(),
+            node_id,
+            config.cluster_id.clone(),
+        )?;
+        let cluster_id = logs.cluster_id().to_string();
+        let metadata_dir = config.metadata_log_dir().join("__cluster_metadata-0");
+        let metadata = MetadataController::start(ControllerConfig {
+            node_id,
+            dir: metadata_dir,
+            cluster_id: cluster_id.clone(),
+        })
+        .await?;
+        let endpoint = advertised_endpoint(&config, bound);
+        metadata
+            .register_broker(BrokerRegistration {
+                node_id,
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                rack: None,
+            })
+            .await?;
+        let groups = GroupCoordinator::new(&config, clock.clone());
+        let broker = Arc::new(Broker {
+            groups,
+            fetch_sessions: Mutex::new(FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+            )),
+            config,
+            node_id,
+            cluster_id,
+            endpoint,
+            metadata,
+            logs,
+            clock,
+            metrics,
+            appended: watch::Sender::new(0),
+            shutdown: CancellationToken::new(),
+            producer_ids: crate::txn::ProducerIdManager::new(),
+        });
+        broker.drop_logs_of_deleted_topics();
+        broker.groups.load(&broker).await?;
+        // Created at start (not on first FindCoordinator) so that a group's first commit
+        // never waits for 50 partitions to be created.
+        if let Err(e) = crate::group::ensure_offsets_topic(&broker).await {
+            tracing::warn!(error = %e, "could not create __consumer_offsets; retried on first use");
+        }
+        Ok(broker)
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
+    }
+
+    /// The log of a partition the image knows, opened on first use.
+    pub fn partition(&self, topic: &TopicImage, partition: i32) -> Result<Arc<Partition>> {
+        if partition < 0 || partition as usize >= topic.partitions.len() {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        if let Some(log) = self.logs.get(&topic.name, partition) {
+            if log.topic_id() == topic.topic_id {
+                return Ok(log);
+            }
+        }
+        self.logs.get_or_create(
+            &topic.name,
+            topic.topic_id,
+            partition,
+            self.log_config(topic),
+        )
+    }
+
+    /// The effective log settings of a topic: its own configs over the broker's defaults.
+    pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
+        let effective = self.config.effective_topic_config(&topic.configs);
+        LogConfig {
+            producer_id_expiration_ms: i64::from(self.config.producer_id_expiration_ms),
+            producer_ids_max: self.config.producer_ids_max_per_partition,
+            ..LogConfig::from_effective(&effective)
+        }
+    }
+
+    /// Creates a topic through the metadata quorum with the broker's defaults where the
+    /// request says -1 (KIP-464), as auto-creation and CreateTopics both need.
+    pub async fn create_topic(&self, request: CreateTopic) -> Result<uuid::Uuid> {
+        self.metadata.create_topic(request).await
+    }
+
+    /// Deletes a topic from the metadata and then its logs. The order matters: once the image
+    /// no longer has the topic no request can reach its partitions.
+    pub async fn delete_topic(&self, name: &str) -> Result<uuid::Uuid> {
+        let topic_id = self.metadata.delete_topic(name).await?;
+        self.logs.delete_topic(name)?;
+        Ok(topic_id)
+    }
+
+    /// Wakes long-polling fetches after an append.
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// At start, logs whose topic was deleted while the broker was down (or recreated with a
+    /// new id) are removed so their data is never served under the new topic.
+    fn drop_logs_of_deleted_topics(&self) {
+        let image = self.image();
+        for (topic, topic_id) in self.logs.topics() {
+            let keep = image.topic(&topic).is_some_and(|t| t.topic_id == topic_id);
+            if !keep {
+                if let Err(e) = self.logs.delete_topic(&topic) {
+                    tracing::warn!(topic, error = %e, "could not remove log of deleted topic");
+                }
+            }
+        }
+    }
+}
+
+/// advertised.listeners (or listeners) with an unspecified host or port 0 resolved to what the
+/// socket is bound to, so tests on 127.0.0.1:0 advertise the real port.
+fn advertised_endpoint(config: &Config, bound: SocketAddr) -> Endpoint {
+    let listener = config.advertised_broker_listeners().next();
+    let (host, port) = match listener {
+        Some(l) => (l.host.clone(), l.port),
+        None => (String::new(), 0),
+    };
+    let host = if host.is_empty() || host == "0.0.0.0" || host == "::" {
+        if bound.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            bound.ip().to_string()
+        }
+    } else {
+        host
+    };
+    let port = if port == 0 {
+        bound.port() as i32
+    } else {
+        port as i32
+    };
+    Endpoint { host, port }
+}

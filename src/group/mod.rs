@@ -1,0 +1,960 @@
+//! The group coordinator (classic protocol): every group of this node, their committed offsets,
+//! and their durable form as records in the internal topic `__consumer_offsets`.
+//!
+//! Handlers call in here; one std mutex guards the groups and is never held across an await.
+//! Writes to `__consumer_offsets` go through the ordinary partition log, serialized by an async
+//! lock so the in-memory state is applied in log order. At start the topic's log is replayed
+//! (until the log cleaner exists the topic is never compacted, only replayed). Timers (session,
+//! rebalance and sync deadlines) are driven by [`run_timers`] on the broker's clock.
+
+pub mod classic;
+pub mod records;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::broker::Broker;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::metadata::controller::CreateTopic;
+use crate::metadata::image::TopicImage;
+use crate::protocol::record_batch::validate_records;
+
+use classic::{
+    CommittedOffset, Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, Now,
+    SyncOutcome, SyncRequest, SyncResult,
+};
+use records::{GroupMetadataValue, OffsetCommitValue, OffsetsRecord};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often session, rebalance and sync deadlines are checked.
+const TIMER_TICK_MS: u64 = 100;
+
+/// Kafka's group -> partition mapping: Utils.abs(groupId.hashCode()) % partitions, where
+/// Utils.abs maps i32::MIN to 0 and hashCode is Java's String.hashCode over UTF-16 units.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+/// One partition's committed offset and how far behind the log end it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub group_id: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    /// The partition's high watermark (what a consumer can reach); -1 if the topic or
+    /// partition no longer exists.
+    pub log_end_offset: i64,
+    pub lag: i64,
+}
+
+/// A group as ListGroups reports it.
+#[derive(Clone, Debug)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Clone, Debug)]
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// OffsetFetch's answer for one group: per topic, per partition, the committed offset if any.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// Offsets of one group that expired, and whether the group goes with them.
+struct Expired {
+    group_id: String,
+    keys: Vec<(String, i32)>,
+    drop_group: bool,
+}
+
+/// One partition of an OffsetCommit.
+#[derive(Clone, Debug)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+struct Inner {
+    groups: IndexMap<String, Group>,
+    rng: ChaCha20Rng,
+}
+
+/// Every group of this node.
+pub struct GroupCoordinator {
+    inner: Mutex<Inner>,
+    /// Serializes appends to __consumer_offsets with applying them in memory.
+    write_lock: tokio::sync::Mutex<()>,
+    clock: Arc<dyn Clock>,
+    base: tokio::time::Instant,
+    limits: Limits,
+    min_session_timeout_ms: i32,
+    max_session_timeout_ms: i32,
+    offset_metadata_max_bytes: usize,
+    retention_ms: i64,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator")
+            .field("groups", &self.lock().groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Self {
+        // Member ids only need to be unique; the seed comes from the clock, the one place
+        // this node's randomness may come from without a seeded handle of its own.
+        let seed = clock.wall_ms() as u64 ^ ((config.node_id as u64) << 48);
+        GroupCoordinator {
+            inner: Mutex::new(Inner {
+                groups: IndexMap::new(),
+                rng: ChaCha20Rng::seed_from_u64(seed),
+            }),
+            write_lock: tokio::sync::Mutex::new(()),
+            base: clock.now(),
+            clock,
+            limits: Limits {
+                group_max_size: usize::try_from(config.group_max_size.max(1)).unwrap_or(1),
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms.max(0) as i64,
+            },
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            offset_metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes.max(0))
+                .unwrap_or(0),
+            retention_ms: config.offsets_retention_minutes as i64 * 60_000,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.clock.now().duration_since(self.base).as_millis() as i64,
+            wall_ms: self.clock.wall_ms(),
+        }
+    }
+
+    /// JoinGroup: answers at once or when the rebalance moves on.
+    pub async fn join(&self, broker: &Broker, group_id: &str, mut req: JoinRequest) -> JoinResult {
+        if group_id.is_empty() {
+            return JoinResult::error(ResponseError::InvalidGroupId, req.member_id);
+        }
+        if req.session_timeout_ms < self.min_session_timeout_ms
+            || req.session_timeout_ms > self.max_session_timeout_ms
+        {
+            return JoinResult::error(ResponseError::InvalidSessionTimeout, req.member_id);
+        }
+        let now = self.now();
+        let outcome = {
+            let mut inner = self.lock();
+            let prefix = req
+                .group_instance_id
+                .clone()
+                .unwrap_or_else(|| req.client_id.clone());
+            let mut raw = [0u8; 16];
+            inner.rng.fill_bytes(&mut raw);
+            req.new_member_id = format!(
+                "{prefix}-{}",
+                uuid::Builder::from_random_bytes(raw).into_uuid()
+            );
+            if !req.member_id.is_empty() && !inner.groups.contains_key(group_id) {
+                return JoinResult::error(ResponseError::UnknownMemberId, req.member_id);
+            }
+            let group = inner
+                .groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id.to_string(), now));
+            group.join(req, self.limits, now)
+        };
+        self.store_dirty_groups(broker).await;
+        match outcome {
+            JoinOutcome::Now(result) => result,
+            JoinOutcome::Wait(rx) => tokio::select! {
+                result = rx => result.unwrap_or_else(|_| {
+                    JoinResult::error(ResponseError::CoordinatorNotAvailable, String::new())
+                }),
+                _ = broker.shutdown.cancelled() => {
+                    JoinResult::error(ResponseError::CoordinatorNotAvailable, String::new())
+                }
+            },
+        }
+    }
+
+    /// SyncGroup: the leader's assignment is stored in __consumer_offsets before anyone
+    /// gets it, so a restarted coordinator hands out the same assignment.
+    pub async fn sync(&self, broker: &Broker, group_id: &str, req: SyncRequest) -> SyncResult {
+        let now = self.now();
+        let outcome = {
+            let mut inner = self.lock();
+            match inner.groups.get_mut(group_id) {
+                None => return SyncResult::error(ResponseError::UnknownMemberId),
+                Some(group) => group.sync(req, now),
+            }
+        };
+        let rx = match outcome {
+            SyncOutcome::Now(result) => return result,
+            SyncOutcome::Wait(rx) => rx,
+            SyncOutcome::LeaderAssigned { rx, generation_id } => {
+                self.store_assignment(broker, group_id, generation_id).await;
+                rx
+            }
+        };
+        tokio::select! {
+            result = rx => result.unwrap_or_else(|_| SyncResult::error(ResponseError::CoordinatorNotAvailable)),
+            _ = broker.shutdown.cancelled() => SyncResult::error(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    async fn store_assignment(&self, broker: &Broker, group_id: &str, generation_id: i32) {
+        let _write = self.write_lock.lock().await;
+        let value = {
+            let inner = self.lock();
+            match inner.groups.get(group_id) {
+                Some(g) if g.generation_id == generation_id => g.to_metadata_value(),
+                _ => return,
+            }
+        };
+        let stored = self
+            .append(
+                broker,
+                group_id,
+                vec![(
+                    records::group_key(group_id),
+                    Some(records::group_value(&value)),
+                )],
+            )
+            .await;
+        let now = self.now();
+        let mut inner = self.lock();
+        if let Some(group) = inner.groups.get_mut(group_id) {
+            match stored {
+                Ok(()) => group.complete_sync(generation_id, now),
+                Err(code) => group.fail_sync(generation_id, code, self.limits, now),
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        let now = self.now();
+        let mut inner = self.lock();
+        match inner.groups.get_mut(group_id) {
+            None => Some(ResponseError::UnknownMemberId),
+            Some(g) => g.heartbeat(member_id, instance_id, generation_id, now),
+        }
+    }
+
+    /// LeaveGroup of several members: one error per member, or one for the whole request.
+    pub async fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let now = self.now();
+        let results = {
+            let mut inner = self.lock();
+            let Some(group) = inner.groups.get_mut(group_id) else {
+                return Err(ResponseError::UnknownMemberId);
+            };
+            if group.state == GroupState::Dead {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            members
+                .iter()
+                .map(|(member_id, instance)| {
+                    group.leave(member_id, instance.as_deref(), self.limits, now)
+                })
+                .collect()
+        };
+        self.store_dirty_groups(broker).await;
+        Ok(results)
+    }
+
+    /// OffsetCommit: validated as Kafka's classic group does, then written to the log and
+    /// applied. Returns one error per partition in request order.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: &[OffsetCommit],
+    ) -> Vec<Option<ResponseError>> {
+        let all = |e: ResponseError| vec![Some(e); commits.len()];
+        if group_id.is_empty() {
+            return all(ResponseError::InvalidGroupId);
+        }
+        let _write = self.write_lock.lock().await;
+        let now = self.now();
+        {
+            let mut inner = self.lock();
+            if !inner.groups.contains_key(group_id) {
+                if generation_id >= 0 {
+                    return all(ResponseError::IllegalGeneration);
+                }
+                // A "simple" group: commits from admin tools or assign()-only consumers.
+                inner
+                    .groups
+                    .insert(group_id.to_string(), Group::new(group_id.to_string(), now));
+            }
+            let Some(group) = inner.groups.get(group_id) else {
+                return all(ResponseError::CoordinatorNotAvailable);
+            };
+            if let Err(e) = group.validate_commit(member_id, instance_id, generation_id) {
+                return all(e);
+            }
+        }
+        let mut results = Vec::with_capacity(commits.len());
+        let mut writes = Vec::new();
+        let mut accepted = Vec::new();
+        for c in commits {
+            let metadata = c.metadata.clone().unwrap_or_default();
+            if metadata.len() > self.offset_metadata_max_bytes {
+                results.push(Some(ResponseError::OffsetMetadataTooLarge));
+                continue;
+            }
+            let value = OffsetCommitValue {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata,
+                commit_timestamp_ms: now.wall_ms,
+            };
+            writes.push((
+                records::offset_key(group_id, &c.topic, c.partition),
+                Some(records::offset_value(&value)),
+            ));
+            accepted.push((c.topic.clone(), c.partition, value));
+            results.push(None);
+        }
+        if writes.is_empty() {
+            return results;
+        }
+        if let Err(code) = self.append(broker, group_id, writes).await {
+            return results.into_iter().map(|r| r.or(Some(code))).collect();
+        }
+        let mut inner = self.lock();
+        if let Some(group) = inner.groups.get_mut(group_id) {
+            for (topic, partition, v) in accepted {
+                group.offsets.insert(
+                    (topic, partition),
+                    CommittedOffset {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp_ms: v.commit_timestamp_ms,
+                    },
+                );
+            }
+        }
+        results
+    }
+
+    /// OffsetFetch of one group: the requested partitions (or, with `None`, every committed
+    /// one), a missing offset as `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> FetchedOffsets {
+        let inner = self.lock();
+        let group = inner.groups.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .iter()
+                        .map(|p| {
+                            let committed = group
+                                .and_then(|g| g.offsets.get(&(topic.clone(), *p)))
+                                .cloned();
+                            (*p, committed)
+                        })
+                        .collect();
+                    (topic.clone(), found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                if let Some(g) = group {
+                    for ((topic, p), c) in &g.offsets {
+                        by_topic
+                            .entry(topic.clone())
+                            .or_default()
+                            .push((*p, Some(c.clone())));
+                    }
+                }
+                for partitions in by_topic.values_mut() {
+                    partitions.sort_by_key(|(p, _)| *p);
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    pub fn list_groups(&self) -> Vec<GroupListing> {
+        let inner = self.lock();
+        inner
+            .groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
+            })
+            .collect()
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+        let inner = self.lock();
+        let g = inner.groups.get(group_id)?;
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default()
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_data: if stable { protocol } else { String::new() },
+            members,
+        })
+    }
+
+    /// DeleteGroups: only Empty groups; their offsets and metadata get tombstones.
+    pub async fn delete_group(&self, broker: &Broker, group_id: &str) -> Option<ResponseError> {
+        if group_id.is_empty() {
+            return Some(ResponseError::InvalidGroupId);
+        }
+        let _write = self.write_lock.lock().await;
+        let tombstones = {
+            let inner = self.lock();
+            let Some(g) = inner.groups.get(group_id) else {
+                return Some(ResponseError::GroupIdNotFound);
+            };
+            match g.state {
+                GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
+                GroupState::Empty => {}
+                _ => return Some(ResponseError::NonEmptyGroup),
+            }
+            let mut t: Vec<(Bytes, Option<Bytes>)> = g
+                .offsets
+                .keys()
+                .map(|(topic, p)| (records::offset_key(group_id, topic, *p), None))
+                .collect();
+            t.push((records::group_key(group_id), None));
+            t
+        };
+        if let Err(code) = self.append(broker, group_id, tombstones).await {
+            return Some(code);
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        if let Some(mut g) = inner.groups.shift_remove(group_id) {
+            g.mark_dead(now);
+        }
+        None
+    }
+
+    /// OffsetDelete: the group-level error, or one error per (topic, partition).
+    pub async fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let _write = self.write_lock.lock().await;
+        let (results, tombstones) = {
+            let inner = self.lock();
+            let Some(g) = inner.groups.get(group_id) else {
+                return Err(ResponseError::GroupIdNotFound);
+            };
+            match g.state {
+                GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
+                GroupState::Empty => {}
+                _ if g.protocol_type.as_deref() != Some("consumer") => {
+                    return Err(ResponseError::NonEmptyGroup)
+                }
+                _ => {}
+            }
+            let subscribed = g.subscribed_topics();
+            let mut results = Vec::new();
+            let mut tombstones = Vec::new();
+            for (topic, p) in partitions {
+                let is_subscribed = subscribed.as_ref().is_none_or(|s| s.contains(topic));
+                if is_subscribed {
+                    results.push(Some(ResponseError::GroupSubscribedToTopic));
+                    continue;
+                }
+                if g.offsets.contains_key(&(topic.clone(), *p)) {
+                    tombstones.push((records::offset_key(group_id, topic, *p), None));
+                }
+                results.push(None);
+            }
+            (results, tombstones)
+        };
+        if !tombstones.is_empty() {
+            self.append(broker, group_id, tombstones.clone()).await?;
+            let mut inner = self.lock();
+            if let Some(g) = inner.groups.get_mut(group_id) {
+                for ((topic, p), r) in partitions.iter().zip(&results) {
+                    if r.is_none() {
+                        g.offsets.shift_remove(&(topic.clone(), *p));
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Committed offset, log end (high watermark) and lag of every committed partition of
+    /// every group, for the metrics endpoint.
+    pub fn lag(&self, broker: &Broker) -> Vec<PartitionLag> {
+        let committed: Vec<(String, String, i32, i64)> = {
+            let inner = self.lock();
+            inner
+                .groups
+                .values()
+                .flat_map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|((t, p), c)| (g.group_id.clone(), t.clone(), *p, c.offset))
+                })
+                .collect()
+        };
+        let image = broker.image();
+        committed
+            .into_iter()
+            .map(|(group_id, topic, partition, committed_offset)| {
+                let log_end_offset = image
+                    .topic(&topic)
+                    .and_then(|t| broker.partition(t, partition).ok())
+                    .map(|p| p.high_watermark())
+                    .unwrap_or(-1);
+                let lag = if log_end_offset < 0 || committed_offset < 0 {
+                    -1
+                } else {
+                    (log_end_offset - committed_offset).max(0)
+                };
+                PartitionLag {
+                    group_id,
+                    topic,
+                    partition,
+                    committed_offset,
+                    log_end_offset,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
+    /// Session, rebalance and sync deadlines of every group.
+    pub async fn tick(&self, broker: &Broker) {
+        let now = self.now();
+        {
+            let mut inner = self.lock();
+            for g in inner.groups.values_mut() {
+                g.tick(self.limits, now);
+            }
+        }
+        self.store_dirty_groups(broker).await;
+    }
+
+    /// offsets.retention.minutes: offsets of an Empty group expire that long after the group
+    /// became Empty (or after their commit, if later); a group left with neither members nor
+    /// offsets is removed with a tombstone.
+    pub async fn expire_offsets(&self, broker: &Broker) {
+        let _write = self.write_lock.lock().await;
+        let now = self.now();
+        let expired: Vec<Expired> = {
+            let inner = self.lock();
+            inner
+                .groups
+                .values()
+                .filter_map(|g| {
+                    let keys = g.expired_offsets(now.wall_ms, self.retention_ms);
+                    let drop_group = keys.len() == g.offsets.len();
+                    (!keys.is_empty()).then(|| Expired {
+                        group_id: g.group_id.clone(),
+                        keys,
+                        drop_group,
+                    })
+                })
+                .collect()
+        };
+        for Expired {
+            group_id,
+            keys,
+            drop_group,
+        } in expired
+        {
+            let mut tombstones: Vec<(Bytes, Option<Bytes>)> = keys
+                .iter()
+                .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
+                .collect();
+            if drop_group {
+                tombstones.push((records::group_key(&group_id), None));
+            }
+            if self.append(broker, &group_id, tombstones).await.is_err() {
+                continue;
+            }
+            tracing::info!(group = %group_id, offsets = keys.len(), "expired committed offsets");
+            let mut inner = self.lock();
+            if let Some(g) = inner.groups.get_mut(&group_id) {
+                for k in &keys {
+                    g.offsets.shift_remove(k);
+                }
+                if drop_group && g.offsets.is_empty() && g.members.is_empty() {
+                    inner.groups.shift_remove(&group_id);
+                }
+            }
+        }
+    }
+
+    /// Writes the metadata of groups whose state changed in a way Kafka stores (a generation
+    /// ending Empty, a static member replaced).
+    async fn store_dirty_groups(&self, broker: &Broker) {
+        let dirty: Vec<(String, GroupMetadataValue)> = {
+            let mut inner = self.lock();
+            inner
+                .groups
+                .values_mut()
+                .filter(|g| g.metadata_dirty)
+                .map(|g| {
+                    g.metadata_dirty = false;
+                    (g.group_id.clone(), g.to_metadata_value())
+                })
+                .collect()
+        };
+        if dirty.is_empty() {
+            return;
+        }
+        let _write = self.write_lock.lock().await;
+        for (group_id, value) in dirty {
+            let write = vec![(
+                records::group_key(&group_id),
+                Some(records::group_value(&value)),
+            )];
+            if let Err(code) = self.append(broker, &group_id, write).await {
+                tracing::warn!(group = %group_id, error = ?code, "could not store group metadata");
+            }
+        }
+    }
+
+    /// Appends records to the group's partition of __consumer_offsets and waits until they
+    /// are durable (acks=-1 on one node: fsynced), creating the topic on first use.
+    async fn append(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ResponseError> {
+        let topic = ensure_offsets_topic(broker).await.map_err(|e| {
+            tracing::warn!(error = %e, "could not create {OFFSETS_TOPIC}");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        let index = partition_for(group_id, topic.partitions.len() as i32);
+        let partition = broker
+            .partition(&topic, index)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let batch = encode_batch(records, self.clock.wall_ms())
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let unavailable = |e: Error| {
+            tracing::warn!(error = %e, "could not write to {OFFSETS_TOPIC}");
+            ResponseError::CoordinatorNotAvailable
+        };
+        let max_bytes = partition.config().max_message_bytes;
+        let validated = validate_records(&batch, max_bytes).map_err(|e| match e {
+            Error::MessageTooLarge { .. } | Error::RecordListTooLarge { .. } => {
+                ResponseError::InvalidCommitOffsetSize
+            }
+            e => unavailable(e),
+        })?;
+        let epoch = topic.partition(index).map(|p| p.leader_epoch).unwrap_or(0);
+        let info = partition
+            .append(batch, &validated, epoch)
+            .await
+            .map_err(unavailable)?;
+        partition
+            .flush_to(info.last_offset)
+            .await
+            .map_err(unavailable)?;
+        broker.notify_appended();
+        Ok(())
+    }
+
+    /// Rebuilds every group and committed offset by replaying __consumer_offsets.
+    pub async fn load(&self, broker: &Broker) -> crate::error::Result<()> {
+        let image = broker.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let now = self.now();
+        let mut replayed = 0usize;
+        for index in 0..topic.partitions.len() as i32 {
+            let partition = broker.partition(topic, index)?;
+            let mut offset = partition.log_start_offset();
+            let end = partition.log_end_offset();
+            while offset < end {
+                let mut bytes = partition.read(offset, 1 << 20, true, end)?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let mut next = offset;
+                while !bytes.is_empty() {
+                    let set = RecordBatchDecoder::decode(&mut bytes)
+                        .map_err(|e| Error::CorruptMessage(format!("{OFFSETS_TOPIC}: {e}")))?;
+                    for record in set.records {
+                        next = next.max(record.offset + 1);
+                        if record.offset < offset {
+                            continue;
+                        }
+                        if let Some(key) = &record.key {
+                            if let Some(r) = records::decode(key, record.value.as_deref()) {
+                                self.apply_loaded(r, now);
+                                replayed += 1;
+                            }
+                        }
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        tracing::info!(
+            records = replayed,
+            groups = self.lock().groups.len(),
+            "loaded {OFFSETS_TOPIC}"
+        );
+        Ok(())
+    }
+
+    fn apply_loaded(&self, record: OffsetsRecord, now: Now) {
+        let mut inner = self.lock();
+        match record {
+            OffsetsRecord::Offset {
+                group_id,
+                topic,
+                partition,
+                value,
+            } => {
+                let group = inner
+                    .groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(group_id, now));
+                match value {
+                    Some(v) => {
+                        group.offsets.insert(
+                            (topic, partition),
+                            CommittedOffset {
+                                offset: v.offset,
+                                leader_epoch: v.leader_epoch,
+                                metadata: v.metadata,
+                                commit_timestamp_ms: v.commit_timestamp_ms,
+                            },
+                        );
+                    }
+                    None => {
+                        group.offsets.shift_remove(&(topic, partition));
+                    }
+                }
+            }
+            OffsetsRecord::Group { group_id, value } => match value {
+                Some(v) => {
+                    let group = inner
+                        .groups
+                        .entry(group_id.clone())
+                        .or_insert_with(|| Group::new(group_id, now));
+                    group.apply_metadata_value(v, now);
+                }
+                None => {
+                    inner.groups.shift_remove(&group_id);
+                }
+            },
+        }
+    }
+}
+
+/// The __consumer_offsets topic, created through the metadata quorum on first use (as Kafka
+/// does when a coordinator is first looked up).
+pub async fn ensure_offsets_topic(broker: &Broker) -> crate::error::Result<Arc<TopicImage>> {
+    if let Some(t) = broker.image().topics.get(OFFSETS_TOPIC) {
+        return Ok(t.clone());
+    }
+    let mut configs = IndexMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    configs.insert(
+        "segment.bytes".to_string(),
+        broker.config.offsets_topic_segment_bytes.to_string(),
+    );
+    // The log cleaner does not exist yet and retention ignores cleanup.policy: keep every
+    // record rather than let time retention drop committed offsets.
+    configs.insert("retention.ms".to_string(), "-1".to_string());
+    let created = broker
+        .create_topic(CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: broker.config.offsets_topic_num_partitions.max(1),
+            replication_factor: broker.config.offsets_topic_replication_factor,
+            configs,
+            validate_only: false,
+        })
+        .await;
+    match created {
+        Ok(_) | Err(Error::TopicAlreadyExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    broker
+        .image()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .cloned()
+        .ok_or(Error::UnknownTopicOrPartition)
+}
+
+fn encode_batch(records: Vec<(Bytes, Option<Bytes>)>, now_ms: i64) -> Result<BytesMut, ()> {
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka-protocol starts a new batch where offset - sequence changes; one batch
+            // is one atomic append, so keep the difference constant.
+            sequence: i as i32,
+            timestamp: now_ms,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|_| ())?;
+    Ok(buf)
+}
+
+/// Drives the coordinator's timers and the offsets expiry until shutdown.
+pub async fn run_timers(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(TIMER_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retention_check_ms = broker.config.offsets_retention_check_interval_ms.max(1) as u64;
+    let mut expiry = tokio::time::interval(std::time::Duration::from_millis(retention_check_ms));
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tick.tick() => broker.groups.tick(&broker).await,
+            _ = expiry.tick() => broker.groups.expire_offsets(&broker).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_for_matches_kafkas_java_hash() {
+        // Java: "my-group".hashCode() == 1252210426... computed by the same recurrence; the
+        // values below are what Kafka's coordinator picks with 50 partitions.
+        assert_eq!(partition_for("", 50), 0);
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs maps it to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // Negative hash codes use their absolute value: "test-group-ÿ" style inputs.
+        let h = "console-consumer-12345"
+            .encode_utf16()
+            .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(u as i32));
+        assert_eq!(
+            partition_for("console-consumer-12345", 50),
+            h.wrapping_abs() % 50
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! `sluice [server.properties] [--override key=value ...]`: parse config, init tracing, run.
+//! `sluice healthcheck [host:port]`: probe /health/ready (container HEALTHCHECK), exit 0 if ready.
+
+use std::process::ExitCode;
+
+use sluice::config;
+use sluice::server::Server;
+
+fn main() -> ExitCode {
+    // Before config parsing: a HEALTHCHECK must not depend on the broker's config being valid.
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("healthcheck") {
+        return healthcheck(args.next());
+    }
+    let loaded = match config::load_from_process() {
+        Ok(loaded) => loaded,
+        Err(e) if e.is_informational() => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(loaded.config.log_format);
+    for info in &loaded.infos {
+        tracing::info!("{info}");
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(loaded.config))
+}
+
+async fn run(config: config::Config) -> ExitCode {
+    // The listener accepts before the broker has finished starting (it replays
+    // __consumer_offsets, for one): a SIGTERM in that window must still mean a clean stop.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let server = match Server::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the broker");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal(term).await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM (docker stop, kill) or SIGINT (Ctrl-C) start a clean shutdown.
+async fn wait_for_signal(term: Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Logs go to stderr; RUST_LOG (per-module levels, `EnvFilter` syntax) overrides the default
+/// `info` level; sluice.log.format=json writes one JSON object per line with the request span.
+fn init_tracing(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .init(),
+    }
+}
+
+/// Probes /health/ready at `address`, else at the port of `KAFKA_SLUICE_HTTP_LISTENER`, else
+/// 127.0.0.1:9644. Exit 0 when ready, 1 otherwise (Docker's HEALTHCHECK convention).
+fn healthcheck(address: Option<String>) -> ExitCode {
+    let address = address.unwrap_or_else(|| {
+        let configured = std::env::var("KAFKA_SLUICE_HTTP_LISTENER").unwrap_or_default();
+        let configured = configured.trim_start_matches("http://");
+        match configured.rsplit_once(':') {
+            Some((_, port)) if !port.is_empty() => format!("127.0.0.1:{port}"),
+            _ => "127.0.0.1:9644".to_string(),
+        }
+    });
+    match sluice::server::http::probe_ready(&address, std::time::Duration::from_secs(3)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("sluice at {address} is not ready");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

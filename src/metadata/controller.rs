@@ -1,0 +1,872 @@
+//! The metadata controller: the operations handlers call to change cluster facts (register
+//! brokers, create and delete topics, set configs). Each operation validates against the current
+//! image, turns into one batch of records and is proposed to the metadata quorum; the state
+//! machine re-checks the batch when applying it, so concurrent operations cannot both win.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ServerState};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::metadata::files;
+use crate::metadata::image::{validate_topic_name, MetadataImage, RejectReason};
+use crate::metadata::log_store::LogStore;
+use crate::metadata::network::SingleNodeNetwork;
+use crate::metadata::records::{
+    BrokerRegistration, ConfigResourceType, MetadataBatch, MetadataRecord,
+};
+use crate::metadata::state_machine::{ImageSender, StateMachineStore};
+use crate::metadata::types::{NodeId, Raft};
+
+/// Identity of the metadata directory, checked on every start (Kafka's meta.properties role).
+const QUORUM_META_FILE: &str = "quorum-meta.json";
+/// Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: no operation writes a bigger batch.
+pub const RECORDS_PER_OPERATION_MAX: usize = 10_000;
+/// How long start waits for this node to lead and apply its log.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and as whom the controller runs.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Kafka's `node.id`.
+    pub node_id: i32,
+    /// Directory of the metadata log, e.g. `<log.dirs[0]>/__cluster_metadata-0/`.
+    pub dir: PathBuf,
+    pub cluster_id: String,
+}
+
+/// A CreateTopics entry after the handler resolved defaults (-1) and validated configs.
+#[derive(Clone, Debug, Default)]
+pub struct CreateTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub configs: IndexMap<String, String>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct QuorumMeta {
+    cluster_id: String,
+    node_id: i32,
+}
+
+impl std::fmt::Debug for MetadataController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataController")
+            .field("node_id", &self.node_id)
+            .field(
+                "last_applied_offset",
+                &self.image_rx.borrow().last_applied_offset,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The metadata quorum member of this node, shared as `Arc`.
+pub struct MetadataController {
+    node_id: i32,
+    raft: Raft,
+    image_rx: watch::Receiver<Arc<MetadataImage>>,
+    rng: Mutex<ChaCha20Rng>,
+    leader_watch: Mutex<Option<JoinHandle<()>>>,
+    shut_down: AtomicBool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::MetadataUnavailable(e.to_string())
+}
+
+/// Refuses to start on a directory written for another cluster or node (as Kafka does with
+/// meta.properties); records the identity on first start.
+fn check_identity(cfg: &ControllerConfig) -> Result<()> {
+    let want = QuorumMeta {
+        cluster_id: cfg.cluster_id.clone(),
+        node_id: cfg.node_id,
+    };
+    match files::read_json::<QuorumMeta>(&cfg.dir, QUORUM_META_FILE)? {
+        Some(found) if found == want => Ok(()),
+        Some(found) => Err(Error::InvalidConfig(format!(
+            "metadata directory {} belongs to cluster.id {} node.id {}, not cluster.id {} node.id {}",
+            cfg.dir.display(),
+            found.cluster_id,
+            found.node_id,
+            want.cluster_id,
+            want.node_id
+        ))),
+        None => Ok(files::write_json(&cfg.dir, QUORUM_META_FILE, &want, true)?),
+    }
+}
+
+fn raft_config() -> Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "sluice-metadata".into(),
+        // Short timeouts: a restarted single node re-elects itself quickly.
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().map_err(unavailable)?))
+}
+
+impl MetadataController {
+    /// Opens the stores in `cfg.dir`, forms a single-voter quorum on first start, and returns
+    /// once this node leads and has applied its whole log. Topic ids come from an RNG seeded
+    /// from the OS; [`MetadataController::start_with_seed`] is the deterministic variant.
+    pub async fn start(cfg: ControllerConfig) -> Result<Arc<Self>> {
+        Self::start_with_seed(cfg, rand::rngs::OsRng.next_u64()).await
+    }
+
+    /// [`MetadataController::start`] with the seed of the controller's RNG (topic ids) given,
+    /// for tests and the simulator.
+    pub async fn start_with_seed(cfg: ControllerConfig, rng_seed: u64) -> Result<Arc<Self>> {
+        let raft_id = NodeId::try_from(cfg.node_id)
+            .map_err(|_| Error::InvalidConfig(format!("node.id {} is negative", cfg.node_id)))?;
+        std::fs::create_dir_all(&cfg.dir)?;
+        check_identity(&cfg)?;
+        let log_store = LogStore::open(&cfg.dir)?;
+        let state_machine = StateMachineStore::open(&cfg.dir, &cfg.cluster_id)?;
+        let image_tx = state_machine.image_sender();
+        let image_rx = image_tx.subscribe();
+        let raft = Raft::new(
+            raft_id,
+            raft_config()?,
+            SingleNodeNetwork,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(unavailable)?;
+
+        if raft.is_initialized().await.map_err(unavailable)? {
+            // Restart: do not wait for an election timeout to notice there is no leader.
+            raft.trigger().elect().await.map_err(unavailable)?;
+        } else {
+            let members = BTreeMap::from([(raft_id, BasicNode::default())]);
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        raft.wait(Some(STARTUP_TIMEOUT))
+            .metrics(
+                |m| {
+                    m.state == ServerState::Leader
+                        && m.current_leader == Some(raft_id)
+                        // The leader's first entry of its term is applied: so is all before it.
+                        && m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term)
+                        && m.last_applied.map(|l| l.index) == m.last_log_index
+                },
+                "metadata quorum leader with its log applied",
+            )
+            .await
+            .map_err(unavailable)?;
+
+        let last_applied_offset = image_rx.borrow().last_applied_offset;
+        // Mix the log position into the seed so that a restart with the same seed does not
+        // hand out the topic ids of the previous run again.
+        let seed = rng_seed ^ (last_applied_offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // This node leads now: publish it before returning, the watch keeps it current.
+        set_controller_id(&image_tx, cfg.node_id);
+        let leader_watch = spawn_leader_watch(&raft, image_tx);
+        tracing::info!(
+            node_id = cfg.node_id,
+            dir = %cfg.dir.display(),
+            last_applied_offset,
+            "metadata controller started"
+        );
+        Ok(Arc::new(Self {
+            node_id: cfg.node_id,
+            raft,
+            image_rx,
+            rng: Mutex::new(ChaCha20Rng::seed_from_u64(seed)),
+            leader_watch: Mutex::new(Some(leader_watch)),
+            shut_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The quorum's state for metrics: (current term, last log index, last applied index,
+    /// leader node id). openraft 0.9 reports the applied index, not the commit index; on one
+    /// node they differ only while an entry is being applied.
+    pub fn raft_status(&self) -> (u64, Option<u64>, Option<u64>, Option<u64>) {
+        let m = self.raft.metrics().borrow().clone();
+        (
+            m.current_term,
+            m.last_log_index,
+            m.last_applied.map(|l| l.index),
+            m.current_leader,
+        )
+    }
+
+    /// The current image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image_rx.borrow().clone()
+    }
+
+    /// A receiver that sees every new image.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image_rx.clone()
+    }
+
+    /// Registers (or re-registers with new endpoints) a broker. Idempotent: an identical
+    /// registration writes nothing.
+    pub async fn register_broker(&self, reg: BrokerRegistration) -> Result<()> {
+        if self.image().broker(reg.node_id) == Some(&reg) {
+            return Ok(());
+        }
+        self.propose(vec![MetadataRecord::RegisterBroker(reg)])
+            .await
+    }
+
+    /// Creates a topic and returns its new topic id (for `validate_only`, the id it would get).
+    pub async fn create_topic(&self, req: CreateTopic) -> Result<Uuid> {
+        let image = self.image();
+        validate_topic_name(&req.name).map_err(Error::InvalidTopic)?;
+        if image.topic(&req.name).is_some() {
+            return Err(RejectReason::TopicAlreadyExists { name: req.name }.into());
+        }
+        if let Some(existing) = image.colliding_topic(&req.name) {
+            return Err(RejectReason::TopicCollision {
+                name: req.name.clone(),
+                existing: existing.to_string(),
+            }
+            .into());
+        }
+        if req.num_partitions < 1 {
+            return Err(Error::InvalidPartitions(
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ));
+        }
+        if req.replication_factor < 1 {
+            return Err(Error::InvalidReplicationFactor(
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ));
+        }
+        let rf = req.replication_factor as usize;
+        let brokers: Vec<i32> = {
+            let mut ids: Vec<i32> = image.brokers.keys().copied().collect();
+            ids.sort_unstable();
+            ids
+        };
+        if rf > brokers.len() {
+            return Err(Error::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {rf} time(s): The target replication factor \
+                 of {rf} cannot be reached because only {} broker(s) are registered.",
+                brokers.len()
+            )));
+        }
+        let partitions = req.num_partitions as usize;
+        if partitions + req.configs.len() + 1 > RECORDS_PER_OPERATION_MAX {
+            // Kafka answers POLICY_VIOLATION here (BoundedListTooLongException).
+            return Err(Error::InvalidRequest(
+                "Unable to perform excessively large batch operation.".into(),
+            ));
+        }
+        let (topic_id, start) = self.fresh_topic_id(&image, brokers.len());
+        if req.validate_only {
+            return Ok(topic_id);
+        }
+        let mut records = Vec::with_capacity(1 + partitions + req.configs.len());
+        records.push(MetadataRecord::Topic {
+            name: req.name.clone(),
+            topic_id,
+        });
+        for p in 0..partitions {
+            // Kafka's round-robin assignment: partition p starts at broker (start + p).
+            let replicas: Vec<i32> = (0..rf)
+                .map(|r| brokers[(start + p + r) % brokers.len()])
+                .collect();
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition: p as i32,
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        for (name, value) in req.configs {
+            records.push(MetadataRecord::ConfigRecord {
+                resource_type: ConfigResourceType::Topic,
+                resource_name: req.name.clone(),
+                name,
+                value: Some(value),
+            });
+        }
+        self.propose(records).await?;
+        tracing::info!(topic = %req.name, %topic_id, partitions, "created topic");
+        Ok(topic_id)
+    }
+
+    /// Deletes a topic by name; returns its topic id.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        let topic_id = self
+            .image()
+            .topic(name)
+            .map(|t| t.topic_id)
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        match self.remove_topic(topic_id).await {
+            // Deleted concurrently by someone else: by name, it is simply unknown now.
+            Err(Error::UnknownTopicId) => Err(Error::UnknownTopicOrPartition),
+            other => other.map(|()| topic_id),
+        }
+    }
+
+    /// Deletes a topic by id; returns the id.
+    pub async fn delete_topic_by_id(&self, topic_id: Uuid) -> Result<Uuid> {
+        if self.image().topic_by_id(&topic_id).is_none() {
+            return Err(Error::UnknownTopicId);
+        }
+        self.remove_topic(topic_id).await.map(|()| topic_id)
+    }
+
+    async fn remove_topic(&self, topic_id: Uuid) -> Result<()> {
+        self.propose(vec![MetadataRecord::RemoveTopic { topic_id }])
+            .await?;
+        tracing::info!(%topic_id, "deleted topic");
+        Ok(())
+    }
+
+    /// Sets (`Some`) or deletes (`None`) dynamic configs of a topic, atomically. Values are
+    /// validated by the caller.
+    pub async fn set_topic_configs(
+        &self,
+        topic: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<()> {
+        if self.image().topic(topic).is_none() {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        self.set_configs(ConfigResourceType::Topic, topic, changes)
+            .await
+    }
+
+    /// Sets or deletes dynamic broker configs ("" = cluster default, "<id>" = one broker).
+    pub async fn set_broker_configs(
+        &self,
+        resource_name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<()> {
+        self.set_configs(ConfigResourceType::Broker, resource_name, changes)
+            .await
+    }
+
+    async fn set_configs(
+        &self,
+        resource_type: ConfigResourceType,
+        resource_name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if changes.len() > RECORDS_PER_OPERATION_MAX {
+            return Err(Error::InvalidRequest(
+                "Unable to perform excessively large batch operation.".into(),
+            ));
+        }
+        let records = changes
+            .into_iter()
+            .map(|(name, value)| MetadataRecord::ConfigRecord {
+                resource_type,
+                resource_name: resource_name.to_string(),
+                name,
+                value,
+            })
+            .collect();
+        self.propose(records).await
+    }
+
+    /// Takes the next block of `block_size` producer ids for `broker_id` (Kafka's
+    /// AllocateProducerIds, one ProducerIdsRecord per block) and returns its first id. The
+    /// caller serializes allocations; a concurrent one is refused by the state machine rather
+    /// than handing out an id twice.
+    pub async fn allocate_producer_ids(&self, broker_id: i32, block_size: i64) -> Result<i64> {
+        let start = self.image().next_producer_id;
+        let next_producer_id = start
+            .checked_add(block_size)
+            .ok_or_else(|| unavailable("producer ids are exhausted"))?;
+        self.propose(vec![MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch: 0,
+            next_producer_id,
+        }])
+        .await?;
+        Ok(start)
+    }
+
+    /// Stops the quorum member; later operations fail with MetadataUnavailable.
+    pub async fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let watch = self
+            .leader_watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = watch {
+            handle.abort();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum shut down with an error");
+        }
+        tracing::info!(node_id = self.node_id, "metadata controller stopped");
+    }
+
+    /// A random topic id that is neither the zero id nor in use, and a random start broker.
+    fn fresh_topic_id(&self, image: &MetadataImage, brokers: usize) -> (Uuid, usize) {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let topic_id = loop {
+            let mut bytes = [0u8; 16];
+            rng.fill_bytes(&mut bytes);
+            let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            if !id.is_nil() && !image.topic_ids.contains_key(&id) {
+                break id;
+            }
+        };
+        let start = (rng.next_u64() % brokers.max(1) as u64) as usize;
+        (topic_id, start)
+    }
+
+    /// Proposes one batch and waits until it is applied; a batch the state machine refused
+    /// comes back as its error.
+    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<()> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(unavailable("the metadata controller is shut down"));
+        }
+        let response = self
+            .raft
+            .client_write(MetadataBatch::new(records))
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => unavailable(format!(
+                    "this node is not the active controller (leader: {:?})",
+                    f.leader_id
+                )),
+                e => unavailable(e),
+            })?;
+        match response.data.rejected {
+            None => Ok(()),
+            Some(reason) => Err(reason.into()),
+        }
+    }
+}
+
+fn set_controller_id(image_tx: &ImageSender, controller_id: i32) {
+    image_tx.send_if_modified(|image| {
+        if image.controller_id == controller_id {
+            return false;
+        }
+        Arc::make_mut(image).controller_id = controller_id;
+        true
+    });
+}
+
+/// Keeps the image's `controller_id` equal to the quorum leader (Kafka's active controller).
+fn spawn_leader_watch(raft: &Raft, image_tx: ImageSender) -> JoinHandle<()> {
+    let mut metrics = raft.server_metrics();
+    tokio::spawn(async move {
+        loop {
+            let leader = metrics
+                .borrow_and_update()
+                .current_leader
+                .and_then(|id| i32::try_from(id).ok())
+                .unwrap_or(-1);
+            set_controller_id(&image_tx, leader);
+            if metrics.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(dir: &Path) -> ControllerConfig {
+        ControllerConfig {
+            node_id: 1,
+            dir: dir.to_path_buf(),
+            cluster_id: "test-cluster".into(),
+        }
+    }
+
+    fn broker(node_id: i32) -> BrokerRegistration {
+        BrokerRegistration {
+            node_id,
+            host: "localhost".into(),
+            port: 9092,
+            rack: None,
+        }
+    }
+
+    fn create(name: &str, num_partitions: i32) -> CreateTopic {
+        CreateTopic {
+            name: name.into(),
+            num_partitions,
+            replication_factor: 1,
+            ..Default::default()
+        }
+    }
+
+    async fn started(dir: &Path) -> Arc<MetadataController> {
+        let c = MetadataController::start(config(dir)).await.expect("start");
+        c.register_broker(broker(1)).await.expect("register");
+        c
+    }
+
+    #[tokio::test]
+    async fn topics_ids_partitions_configs_and_brokers_survive_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let mut req = create("orders", 3);
+        req.configs
+            .insert("cleanup.policy".into(), "compact".into());
+        let orders = c.create_topic(req).await.expect("create orders");
+        let events = c
+            .create_topic(create("events", 1))
+            .await
+            .expect("create events");
+        c.set_topic_configs("events", vec![("retention.ms".into(), Some("1000".into()))])
+            .await
+            .expect("config");
+        c.set_broker_configs("", vec![("log.retention.ms".into(), Some("5".into()))])
+            .await
+            .expect("broker config");
+        let before = c.image();
+        assert_eq!(before.controller_id, 1);
+        c.shutdown().await;
+
+        let c = MetadataController::start(config(dir.path()))
+            .await
+            .expect("restart");
+        let after = c.image();
+        let t = after.topic("orders").expect("orders after restart");
+        assert_eq!(t.topic_id, orders);
+        assert_eq!(t.partitions.len(), 3);
+        assert!(t
+            .partitions
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.partition == i as i32
+                && p.leader == 1
+                && p.replicas == vec![1]
+                && p.isr == vec![1]
+                && p.leader_epoch == 0));
+        assert_eq!(
+            t.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        let e = after.topic_by_id(&events).expect("events by id");
+        assert_eq!(
+            e.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(after.broker(1), Some(&broker(1)));
+        assert_eq!(
+            after
+                .broker_config("")
+                .and_then(|m| m.get("log.retention.ms"))
+                .map(String::as_str),
+            Some("5")
+        );
+        assert_eq!(after.cluster_id, "test-cluster");
+        assert_eq!(after.controller_id, 1);
+        assert!(after.last_applied_offset >= before.last_applied_offset);
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn restart_after_snapshot_and_purge_restores_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let a = c.create_topic(create("a", 2)).await.expect("create a");
+        c.trigger_snapshot_and_purge().await;
+        let b = c.create_topic(create("b", 1)).await.expect("create b");
+        c.shutdown().await;
+
+        let c = MetadataController::start(config(dir.path()))
+            .await
+            .expect("restart");
+        let image = c.image();
+        assert_eq!(
+            image.topic("a").map(|t| (t.topic_id, t.partitions.len())),
+            Some((a, 2))
+        );
+        assert_eq!(image.topic("b").map(|t| t.topic_id), Some(b));
+        // Writes still work after a restart from a snapshot.
+        c.create_topic(create("c", 1)).await.expect("create c");
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn delete_then_recreate_gives_a_new_topic_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let first = c.create_topic(create("t", 1)).await.expect("create");
+        assert_eq!(c.delete_topic("t").await.expect("delete"), first);
+        assert!(c.image().topic("t").is_none());
+        let second = c.create_topic(create("t", 1)).await.expect("recreate");
+        assert_ne!(first, second);
+        assert!(!second.is_nil());
+        assert!(matches!(
+            c.delete_topic("nope").await,
+            Err(Error::UnknownTopicOrPartition)
+        ));
+        assert!(matches!(
+            c.delete_topic_by_id(first).await,
+            Err(Error::UnknownTopicId)
+        ));
+        assert_eq!(
+            c.delete_topic_by_id(second).await.expect("delete by id"),
+            second
+        );
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_are_rejected_with_kafka_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        for name in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            match c.create_topic(create(name, 1)).await {
+                Err(Error::InvalidTopic(m)) => {
+                    assert!(m.starts_with("Topic name is invalid: "), "{m}")
+                }
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+        c.create_topic(create("a.b", 1)).await.expect("create a.b");
+        match c.create_topic(create("a_b", 1)).await {
+            Err(Error::InvalidTopic(m)) => {
+                assert_eq!(m, "Topic 'a_b' collides with existing topic: a.b")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.create_topic(create("a.b", 1)).await,
+            Err(Error::TopicAlreadyExists(n)) if n == "a.b"
+        ));
+        assert!(matches!(
+            c.create_topic(create("p", 0)).await,
+            Err(Error::InvalidPartitions(_))
+        ));
+        let mut rf0 = create("r", 1);
+        rf0.replication_factor = 0;
+        assert!(matches!(
+            c.create_topic(rf0).await,
+            Err(Error::InvalidReplicationFactor(_))
+        ));
+        let mut rf2 = create("r", 1);
+        rf2.replication_factor = 2;
+        match c.create_topic(rf2).await {
+            Err(Error::InvalidReplicationFactor(m)) => assert!(
+                m.ends_with("cannot be reached because only 1 broker(s) are registered."),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.create_topic(create("huge", i32::MAX)).await,
+            Err(Error::InvalidRequest(_))
+        ));
+        let mut v = create("v", 1);
+        v.validate_only = true;
+        assert!(c.create_topic(v).await.is_ok());
+        assert!(c.image().topic("v").is_none());
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_of_one_name_have_exactly_one_winner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        for round in 0..5 {
+            let name = format!("race-{round}");
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let c = c.clone();
+                    let req = create(&name, 2);
+                    tokio::spawn(async move { c.create_topic(req).await })
+                })
+                .collect();
+            let mut wins = Vec::new();
+            for t in tasks {
+                match t.await.expect("join") {
+                    Ok(id) => wins.push(id),
+                    Err(Error::TopicAlreadyExists(n)) => assert_eq!(n, name),
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+            assert_eq!(wins.len(), 1, "round {round}");
+            assert_eq!(c.image().topic(&name).map(|t| t.topic_id), Some(wins[0]));
+        }
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn state_machine_refuses_a_second_topic_record_that_passed_the_precheck() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let topic = |n| {
+            vec![MetadataRecord::Topic {
+                name: "dup".into(),
+                topic_id: Uuid::from_u128(n),
+            }]
+        };
+        // Both proposals bypass create_topic's check against the image, as two racing
+        // creates do; the state machine must still let only the first one in.
+        let (first, second) = tokio::join!(c.propose(topic(1)), c.propose(topic(2)));
+        assert!(first.is_ok());
+        assert!(matches!(second, Err(Error::TopicAlreadyExists(n)) if n == "dup"));
+        assert_eq!(
+            c.image().topic("dup").map(|t| t.topic_id),
+            Some(Uuid::from_u128(1))
+        );
+        // Same for deletes: the second RemoveTopic of one id is refused.
+        let (a, b) = tokio::join!(
+            c.delete_topic_by_id(Uuid::from_u128(1)),
+            c.delete_topic_by_id(Uuid::from_u128(1))
+        );
+        assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1);
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn register_broker_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let offset = c.image().last_applied_offset;
+        c.register_broker(broker(1)).await.expect("again");
+        assert_eq!(c.image().last_applied_offset, offset);
+        let mut moved = broker(1);
+        moved.port = 9093;
+        c.register_broker(moved.clone())
+            .await
+            .expect("new endpoint");
+        assert_eq!(c.image().broker(1), Some(&moved));
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_new_images() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let mut rx = c.subscribe();
+        rx.borrow_and_update();
+        c.create_topic(create("t", 1)).await.expect("create");
+        assert!(rx.has_changed().expect("alive"));
+        assert!(rx.borrow_and_update().topic("t").is_some());
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn restart_is_fast() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        c.create_topic(create("t", 1)).await.expect("create");
+        c.shutdown().await;
+        // committed.json is not fsynced: losing it must not lose or delay anything.
+        std::fs::remove_file(dir.path().join("committed.json")).expect("remove committed");
+        let begin = std::time::Instant::now();
+        let c = MetadataController::start(config(dir.path()))
+            .await
+            .expect("restart");
+        let took = begin.elapsed();
+        assert!(took < Duration::from_millis(1500), "restart took {took:?}");
+        assert!(c.image().topic("t").is_some());
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn node_id_zero_starts_and_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = ControllerConfig {
+            node_id: 0,
+            ..config(dir.path())
+        };
+        let c = MetadataController::start(cfg.clone()).await.expect("start");
+        c.register_broker(broker(0)).await.expect("register");
+        c.create_topic(create("t", 1)).await.expect("create");
+        c.shutdown().await;
+        let c = MetadataController::start(cfg).await.expect("restart");
+        assert_eq!(c.image().controller_id, 0);
+        assert_eq!(
+            c.image().topic("t").map(|t| t.partitions[0].leader),
+            Some(0)
+        );
+        c.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn directory_of_another_cluster_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        c.shutdown().await;
+        let mut other = config(dir.path());
+        other.cluster_id = "other".into();
+        assert!(matches!(
+            MetadataController::start(other).await,
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn operations_after_shutdown_fail_with_metadata_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        c.shutdown().await;
+        assert!(matches!(
+            c.create_topic(create("t", 1)).await,
+            Err(Error::MetadataUnavailable(_))
+        ));
+    }
+
+    impl MetadataController {
+        /// Test hook: snapshot now and purge the log up to it.
+        async fn trigger_snapshot_and_purge(&self) {
+            let applied = self.image().last_applied_offset as u64;
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .expect("trigger snapshot");
+            self.raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(
+                    |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                    "snapshot",
+                )
+                .await
+                .expect("snapshot built");
+            self.raft.trigger().purge_log(applied).await.expect("purge");
+            self.raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.purged.is_some_and(|p| p.index >= applied), "purged")
+                .await
+                .expect("purged");
+        }
+    }
+}

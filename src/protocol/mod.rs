@@ -1,0 +1,5 @@
+//! Wire format: length-prefixed frames and Kafka v2 record batches.
+
+pub mod frame;
+pub mod record_batch;
+pub mod splice;

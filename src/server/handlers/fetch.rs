@@ -1,0 +1,287 @@
+//! Fetch: serve stored batches, long-polling until min_bytes or max_wait_ms (consumers only).
+//!
+//! Limits follow KIP-74: `max_bytes` bounds the response and `partition_max_bytes` each
+//! partition, except that the first batch of the first partition with data is returned even
+//! when larger, so a consumer can always make progress. Incremental sessions (KIP-227) are in
+//! `server::fetch_session`. read_committed reads up to the last stable offset.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+use crate::broker::Broker;
+use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::fetch_session::{CachedPartition, FetchContext, SessionPartition};
+use crate::server::handlers::{resolve_topic, topic_name};
+
+/// v4-v13. v7 adds sessions (KIP-227), v11 rack-aware preferred replica (we answer -1), v12
+/// diverging epochs (for followers), v13 topic ids (KIP-516).
+pub const VERSIONS: Versions = Versions::new(4, 13);
+
+/// READ_COMMITTED in the request's isolation_level.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: FetchRequest,
+) -> FetchResponse {
+    let by_id = ctx.api_version >= 13;
+    let sessions = ctx.api_version >= 7;
+    let requested = requested_partitions(&request.topics, by_id);
+    let forgotten: Vec<SessionPartition> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| SessionPartition {
+                topic: if by_id {
+                    String::new()
+                } else {
+                    t.topic.to_string()
+                },
+                topic_id: if by_id { t.topic_id } else { uuid::Uuid::nil() },
+                partition: *p,
+            })
+        })
+        .collect();
+    let context = if sessions {
+        let mut cache = broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache.new_context(
+            request.session_id,
+            request.session_epoch,
+            requested,
+            &forgotten,
+        )
+    } else {
+        Ok(FetchContext::Sessionless(requested))
+    };
+    let context = match context {
+        Ok(context) => context,
+        Err(code) => return FetchResponse::default().with_error_code(code.code()),
+    };
+    let (session_id, incremental, partitions) = match context {
+        FetchContext::Sessionless(p) => (0, false, p),
+        FetchContext::Full {
+            session_id,
+            partitions,
+        } => (session_id, false, partitions),
+        FetchContext::Incremental {
+            session_id,
+            partitions,
+        } => (session_id, true, partitions),
+    };
+
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let deadline =
+        broker.clock.now() + std::time::Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let mut appended = broker.appended.subscribe();
+    let reads = loop {
+        appended.mark_unchanged();
+        let reads = read_all(
+            broker,
+            &partitions,
+            request.max_bytes,
+            read_committed,
+            by_id,
+        );
+        let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
+        let any_error = reads.iter().any(|r| r.error != 0);
+        if bytes >= request.min_bytes.max(0) as usize || any_error || broker.clock.now() >= deadline
+        {
+            break reads;
+        }
+        tokio::select! {
+            _ = appended.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = broker.shutdown.cancelled() => {}
+        }
+        if broker.shutdown.is_cancelled() {
+            break reads;
+        }
+    };
+
+    if session_id != 0 {
+        let told: Vec<(SessionPartition, CachedPartition)> = reads
+            .iter()
+            .map(|r| (r.key.clone(), r.cached.clone()))
+            .collect();
+        broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(session_id, &told);
+    }
+    let mut response = FetchResponse::default().with_responses(build_topics(
+        reads,
+        &partitions,
+        incremental,
+        by_id,
+        read_committed,
+    ));
+    if sessions {
+        response.session_id = session_id;
+    }
+    response
+}
+
+/// The record buffers of a response, for the connection to write without copying.
+pub fn records_of(response: &FetchResponse) -> Vec<Bytes> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .collect()
+}
+
+/// One partition's outcome.
+struct PartitionRead {
+    key: SessionPartition,
+    /// Kafka error code, 0 for none.
+    error: i16,
+    /// The high watermark, LSO and log start offset told to the client.
+    cached: CachedPartition,
+    records: Bytes,
+}
+
+fn requested_partitions(
+    topics: &[FetchTopic],
+    by_id: bool,
+) -> Vec<(SessionPartition, CachedPartition)> {
+    topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    SessionPartition {
+                        topic: if by_id {
+                            String::new()
+                        } else {
+                            t.topic.to_string()
+                        },
+                        topic_id: if by_id { t.topic_id } else { uuid::Uuid::nil() },
+                        partition: p.partition,
+                    },
+                    CachedPartition::new(p.fetch_offset, p.partition_max_bytes),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads every partition once, within the response budget (KIP-74).
+fn read_all(
+    broker: &Arc<Broker>,
+    partitions: &[(SessionPartition, CachedPartition)],
+    max_bytes: i32,
+    read_committed: bool,
+    by_id: bool,
+) -> Vec<PartitionRead> {
+    let image = broker.image();
+    let mut budget = max_bytes.max(0) as usize;
+    let mut first = true;
+    partitions
+        .iter()
+        .map(|(key, asked)| {
+            let mut read = PartitionRead {
+                key: key.clone(),
+                error: 0,
+                cached: CachedPartition::new(asked.fetch_offset, asked.partition_max_bytes),
+                records: Bytes::new(),
+            };
+            let topic = match resolve_topic(&image, &key.topic, key.topic_id, by_id) {
+                Ok(topic) => topic,
+                Err(code) => {
+                    read.error = code.code();
+                    return read;
+                }
+            };
+            let partition = match broker.partition(&topic, key.partition) {
+                Ok(p) => p,
+                Err(e) => {
+                    read.error = e.error_code();
+                    return read;
+                }
+            };
+            let high_watermark = partition.high_watermark();
+            let last_stable_offset = partition.last_stable_offset();
+            read.cached.high_watermark = high_watermark;
+            read.cached.last_stable_offset = last_stable_offset;
+            read.cached.log_start_offset = partition.log_start_offset();
+            let upper = if read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
+            let limit = budget.min(asked.partition_max_bytes.max(0) as usize);
+            match partition.read(asked.fetch_offset, limit, first, upper) {
+                Ok(records) => {
+                    if !records.is_empty() {
+                        first = false;
+                        budget = budget.saturating_sub(records.len());
+                    }
+                    read.records = records;
+                }
+                Err(e) => read.error = e.error_code(),
+            }
+            read
+        })
+        .collect()
+}
+
+/// Groups partition reads by topic. An incremental response leaves out partitions with
+/// nothing new: no records, no error, and the same offsets the client was last told.
+fn build_topics(
+    reads: Vec<PartitionRead>,
+    session: &[(SessionPartition, CachedPartition)],
+    incremental: bool,
+    by_id: bool,
+    read_committed: bool,
+) -> Vec<FetchableTopicResponse> {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (read, (_, before)) in reads.into_iter().zip(session) {
+        let changed = !read.records.is_empty()
+            || read.error != 0
+            || read.cached.high_watermark != before.high_watermark
+            || read.cached.last_stable_offset != before.last_stable_offset
+            || read.cached.log_start_offset != before.log_start_offset;
+        if incremental && !changed {
+            continue;
+        }
+        let partition = PartitionData::default()
+            .with_partition_index(read.key.partition)
+            .with_error_code(read.error)
+            .with_high_watermark(read.cached.high_watermark)
+            .with_last_stable_offset(read.cached.last_stable_offset)
+            .with_log_start_offset(read.cached.log_start_offset)
+            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+            .with_records(Some(read.records));
+        let same_topic = topics.last().is_some_and(|t| {
+            if by_id {
+                t.topic_id == read.key.topic_id
+            } else {
+                t.topic.as_str() == read.key.topic
+            }
+        });
+        if !same_topic {
+            let mut topic = FetchableTopicResponse::default();
+            if by_id {
+                topic.topic_id = read.key.topic_id;
+            } else {
+                topic.topic = topic_name(&read.key.topic);
+            }
+            topics.push(topic);
+        }
+        if let Some(topic) = topics.last_mut() {
+            topic.partitions.push(partition);
+        }
+    }
+    topics
+}

@@ -1,0 +1,60 @@
+//! One file per Kafka API, snake_case of its name; each declares `VERSIONS` and `handle`.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_groups;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_groups;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod produce;
+pub mod sync_group;
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::metadata::image::{MetadataImage, TopicImage};
+
+/// Finds the topic a request names: by id from the versions that address topics by id
+/// (KIP-516: Produce v13, Fetch v13), else by name. Unknown ids get UNKNOWN_TOPIC_ID.
+pub fn resolve_topic(
+    image: &Arc<MetadataImage>,
+    name: &str,
+    topic_id: Uuid,
+    by_id: bool,
+) -> Result<Arc<TopicImage>, ResponseError> {
+    if by_id {
+        image
+            .topic_ids
+            .get(&topic_id)
+            .and_then(|name| image.topics.get(name))
+            .cloned()
+            .ok_or(ResponseError::UnknownTopicId)
+    } else {
+        image
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or(ResponseError::UnknownTopicOrPartition)
+    }
+}
+
+/// A topic name for a response.
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}

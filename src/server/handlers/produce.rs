@@ -1,0 +1,168 @@
+//! Produce: validate each partition's record batches and append them to its log.
+//!
+//! acks=0 gets no response (dispatch drops it), acks=1 is answered once the batches are in the
+//! log (page cache), acks=-1 once they are fsynced too: on one node the in-sync replica set is
+//! this broker alone, so "all replicas have it" can only mean "it is on disk". Concurrent
+//! acks=-1 producers share fsyncs (group commit in `Partition::flush_to`).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::error::Error;
+use crate::protocol::record_batch::validate_records;
+use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::handlers::resolve_topic;
+
+/// v3-v13. v13 addresses topics by id (KIP-516). v10's leader hints (KIP-951) are only sent
+/// with NOT_LEADER_OR_FOLLOWER, which a single node never returns. v11/v12 (KIP-890) change
+/// only transactional produce, which this broker refuses (INVALID_TXN_STATE) until it has a
+/// transaction coordinator: InitProducerId hands out producer ids to idempotent producers only.
+pub const VERSIONS: Versions = Versions::new(3, 13);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> ProduceResponse {
+    let by_id = ctx.api_version >= 13;
+    let image = broker.image();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let topic = resolve_topic(&image, topic_data.name.as_str(), topic_data.topic_id, by_id);
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for partition_data in topic_data.partition_data {
+            let index = partition_data.index;
+            let result = match (&topic, request.acks) {
+                (_, acks) if !matches!(acks, -1..=1) => Err(ProduceError::Kafka(
+                    ResponseError::InvalidRequiredAcks,
+                    None,
+                )),
+                (Err(code), _) => Err(ProduceError::Kafka(*code, None)),
+                (Ok(topic), acks) => {
+                    append(
+                        broker,
+                        topic,
+                        index,
+                        partition_data.records,
+                        acks,
+                        request.timeout_ms,
+                    )
+                    .await
+                }
+            };
+            partition_responses.push(partition_response(index, result));
+        }
+        let mut response =
+            TopicProduceResponse::default().with_partition_responses(partition_responses);
+        if by_id {
+            response.topic_id = topic_data.topic_id;
+        } else {
+            response.name = topic_data.name;
+        }
+        responses.push(response);
+    }
+    broker.notify_appended();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// What one partition's produce came to, before it is put into the response.
+struct Appended {
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+}
+
+enum ProduceError {
+    Kafka(ResponseError, Option<String>),
+}
+
+impl From<Error> for ProduceError {
+    fn from(e: Error) -> Self {
+        ProduceError::Kafka(e.code(), Some(e.to_string()))
+    }
+}
+
+async fn append(
+    broker: &Arc<Broker>,
+    topic: &crate::metadata::image::TopicImage,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+    timeout_ms: i32,
+) -> Result<Appended, ProduceError> {
+    if crate::server::handlers::metadata::is_internal(&topic.name) {
+        // Only the coordinators write their internal topics (Kafka's ReplicaManager refuses
+        // client appends to them the same way).
+        return Err(ProduceError::Kafka(
+            ResponseError::InvalidTopicException,
+            Some(format!("Cannot append to internal topic {}", topic.name)),
+        ));
+    }
+    let partition = broker.partition(topic, index)?;
+    let records = records.unwrap_or_default();
+    let max_message_bytes = partition.config().max_message_bytes;
+    let validated = validate_records(&records, max_message_bytes)?;
+    if validated.transactional {
+        // No transaction coordinator yet, so no transaction can be open on this partition:
+        // Kafka refuses a transactional batch without an ongoing transaction (KIP-890 part 1
+        // verification) with INVALID_TXN_STATE.
+        return Err(ProduceError::Kafka(
+            ResponseError::InvalidTxnState,
+            Some("transactions are not supported yet".into()),
+        ));
+    }
+    // Idempotent batches (producer id >= 0) are checked against the partition's producer
+    // state inside `Partition::append`, under its lock (log/producer_state.rs).
+    let info = partition
+        .append(
+            BytesMut::from(&records[..]),
+            &validated,
+            topic_leader_epoch(topic, index),
+        )
+        .await?;
+    if acks == -1 {
+        let wait = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+        match tokio::time::timeout(wait, partition.flush_to(info.last_offset)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ProduceError::Kafka(ResponseError::RequestTimedOut, None)),
+        }
+    }
+    Ok(Appended {
+        base_offset: info.base_offset,
+        log_append_time_ms: info.log_append_time_ms,
+        log_start_offset: info.log_start_offset,
+    })
+}
+
+fn topic_leader_epoch(topic: &crate::metadata::image::TopicImage, index: i32) -> i32 {
+    topic
+        .partitions
+        .get(index as usize)
+        .map(|p| p.leader_epoch)
+        .unwrap_or(0)
+}
+
+fn partition_response(
+    index: i32,
+    result: Result<Appended, ProduceError>,
+) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Ok(appended) => response
+            .with_base_offset(appended.base_offset)
+            .with_log_append_time_ms(appended.log_append_time_ms)
+            .with_log_start_offset(appended.log_start_offset),
+        Err(ProduceError::Kafka(code, message)) => response
+            .with_error_code(code.code())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(message.map(StrBytes::from_string)),
+    }
+}
