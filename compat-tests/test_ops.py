@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 import cf
@@ -84,6 +84,42 @@ def test_metrics_move_while_clients_produce_and_consume(broker):
     assert sum(len(r) for r in consumed.values()) == n
 
 
+def test_lag_of_a_stopped_consumer_equals_the_records_it_has_not_read(broker):
+    topic = topic_name("lagged")
+    cf.create_topic(broker.bootstrap, topic)
+    n = count(2000)
+    cf.produce(broker.bootstrap, topic, make_records(n, "lagged"))
+    group = topic_name("lagged-group")
+    c = cf.consumer(broker.bootstrap, **{"group.id": group, "enable.partition.eof": False})
+    read = 0
+    seen = set()
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + 60
+        # Lag exists for committed partitions only (as kafka-consumer-groups shows "-" for the
+        # others): read from every partition, then stop.
+        while (read < n // 3 or len(seen) < PARTITIONS) and time.monotonic() < deadline:
+            for m in c.consume(50, timeout=0.5):
+                if m.error() is None:
+                    read += 1
+                    seen.add(m.partition())
+                    c.store_offsets(m)
+        assert read >= n // 3, f"read {read} of {n}"
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+    # The consumer is gone; its committed offsets stay, and the records it has not read are
+    # its lag, per partition and in total.
+    samples = parse(broker.metrics())
+    assert value(samples, "sluice_group_lag_records", group=group, topic=topic) == n - read
+    assert len([k for k in samples["sluice_group_lag_records"] if ("group", group) in k]) >= 1
+    assert value(samples, "sluice_group_state", group=group, state="Empty") == 1
+    # More records arrive: the lag grows by exactly that many.
+    cf.produce(broker.bootstrap, topic, make_records(100, "more"))
+    samples = parse(broker.metrics())
+    assert value(samples, "sluice_group_lag_records", group=group, topic=topic) == n - read + 100
+
+
 def test_health_endpoints_and_healthcheck_subcommand(broker_factory):
     b = broker_factory()
     assert b.http_get("/health/live") == (200, "live\n")
@@ -102,6 +138,12 @@ def test_dashboard_uses_only_metrics_a_real_scrape_has(broker):
     cf.create_topic(broker.bootstrap, topic, partitions=1)
     cf.produce(broker.bootstrap, topic, make_records(20, "dash"), partition=0)
     cf.consume_all(broker.bootstrap, topic, partitions=1, expected_total=20)
+    # A group with a commit, for the group panels (lag, state).
+    c = cf.consumer(broker.bootstrap, **{"group.id": topic_name("dash-group")})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    finally:
+        c.close()
     # An error code for sluice_server_request_errors_total: Metadata v1 for an illegal topic
     # name answers INVALID_TOPIC_EXCEPTION (17).
     name = b"no spaces allowed"

@@ -21,6 +21,7 @@ use prometheus::{
 };
 
 use crate::broker::Broker;
+use crate::group::PartitionLag;
 
 /// Kafka's name of an API for labels and logs (`Produce`, `Fetch`, ...).
 pub fn api_label(api_key: ApiKey) -> String {
@@ -422,15 +423,8 @@ impl Metrics {
         self.server_fetch_sessions.set(sessions as i64);
         self.group_state.reset();
         self.group_lag_records.reset();
-        let high_watermark = |topic: &str, partition: i32| {
-            broker
-                .logs
-                .get(topic, partition)
-                .map(|log| log.high_watermark())
-        };
         let mut groups = GroupScrape {
             metrics: self,
-            high_watermark: &high_watermark,
             series: 0,
             dropped: 0,
         };
@@ -505,20 +499,18 @@ impl Default for Metrics {
 /// group, under the series cap.
 pub struct GroupScrape<'a> {
     metrics: &'a Metrics,
-    /// A partition's high watermark, `None` when this broker has no log for it.
-    high_watermark: &'a dyn Fn(&str, i32) -> Option<i64>,
     series: usize,
     dropped: usize,
 }
 
 impl GroupScrape<'_> {
     /// Records a group's state (Kafka's names: `Stable`, `Empty`, `PreparingRebalance`, ...)
-    /// and, per committed partition, its lag: the partition's log end offset (Kafka's consumer
-    /// lag is against the end offset the consumer can read: the high watermark) minus the
-    /// committed offset, never below zero. Partitions this broker has no log for are skipped.
-    pub fn group(&mut self, group: &str, state: &str, committed: &[(&str, i32, i64)]) {
+    /// and the lag of each committed partition as the coordinator computed it
+    /// ([`GroupCoordinator::lag`](crate::group::GroupCoordinator::lag): high watermark minus
+    /// committed offset). Partitions with unknown lag (-1: topic gone) are skipped.
+    pub fn group(&mut self, group: &str, state: &str, lags: &[&PartitionLag]) {
         if self.series >= self.metrics.series_max {
-            self.dropped += 1 + committed.len();
+            self.dropped += 1 + lags.len();
             return;
         }
         self.series += 1;
@@ -526,30 +518,37 @@ impl GroupScrape<'_> {
             .group_state
             .with_label_values(&[group, state])
             .set(1);
-        for &(topic, partition, offset) in committed {
-            let Some(high_watermark) = (self.high_watermark)(topic, partition) else {
-                continue;
-            };
+        for lag in lags.iter().filter(|l| l.lag >= 0) {
             if self.series >= self.metrics.series_max {
                 self.dropped += 1;
                 continue;
             }
             self.series += 1;
-            let lag = (high_watermark - offset).max(0);
-            let number = partition.to_string();
+            let number = lag.partition.to_string();
             self.metrics
                 .group_lag_records
-                .with_label_values(&[group, topic, number.as_str()])
-                .set(lag);
+                .with_label_values(&[group, lag.topic.as_str(), number.as_str()])
+                .set(lag.lag);
         }
     }
 }
 
-/// The extension point for consumer-group metrics (`sluice_group_lag_records`,
-/// `sluice_group_state`): the group coordinator, when the broker has one, calls
-/// `scrape.group(...)` here for each group with its state and committed offsets. Until then
-/// there are no groups to report.
-fn collect_groups(_broker: &Broker, _scrape: &mut GroupScrape<'_>) {}
+/// Consumer-group metrics (`sluice_group_lag_records`, `sluice_group_state`) from the group
+/// coordinator: every live group with its state, and the lag of each partition it committed.
+fn collect_groups(broker: &Broker, scrape: &mut GroupScrape<'_>) {
+    let lags = broker.groups.lag(broker);
+    let mut by_group: HashMap<&str, Vec<&PartitionLag>> = HashMap::new();
+    for lag in &lags {
+        by_group.entry(lag.group_id.as_str()).or_default().push(lag);
+    }
+    for listing in broker.groups.list_groups() {
+        let lags = by_group
+            .get(listing.group_id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        scrape.group(&listing.group_id, listing.state.name(), lags);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -568,21 +567,29 @@ mod tests {
     }
 
     #[test]
-    fn group_lag_is_high_watermark_minus_committed_under_the_cap() {
+    fn group_lag_is_published_per_partition_under_the_cap() {
         let metrics = Metrics::with_series_max(3);
-        let hw = |topic: &str, partition: i32| (topic == "t").then_some(100 + i64::from(partition));
+        let lag = |topic: &str, partition: i32, lag: i64| PartitionLag {
+            group_id: "g".into(),
+            topic: topic.into(),
+            partition,
+            committed_offset: 0,
+            log_end_offset: lag.max(-1),
+            lag,
+        };
+        let (t0, t1, gone, t2) = (
+            lag("t", 0, 60),
+            lag("t", 1, 0),
+            lag("gone", 0, -1),
+            lag("t", 2, 5),
+        );
         let mut scrape = GroupScrape {
             metrics: &metrics,
-            high_watermark: &hw,
             series: 0,
             dropped: 0,
         };
-        scrape.group(
-            "g",
-            "Stable",
-            &[("t", 0, 40), ("t", 1, 200), ("gone", 0, 1), ("t", 2, 0)],
-        );
-        scrape.group("h", "Empty", &[("t", 0, 0)]);
+        scrape.group("g", "Stable", &[&t0, &t1, &gone, &t2]);
+        scrape.group("h", "Empty", &[&t0]);
         let lag = |p: &str| {
             metrics
                 .group_lag_records
@@ -590,11 +597,7 @@ mod tests {
                 .get()
         };
         assert_eq!(lag("0"), 60);
-        assert_eq!(
-            lag("1"),
-            0,
-            "a commit past the high watermark is no negative lag"
-        );
+        assert_eq!(lag("1"), 0);
         assert_eq!(
             metrics
                 .group_state

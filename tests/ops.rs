@@ -11,7 +11,10 @@ use common::{batch, init_tracing, name, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, FetchRequest, GroupId, HeartbeatRequest, ProduceRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use sluice::clock::SystemClock;
 use sluice::config::Config;
@@ -162,6 +165,14 @@ async fn metrics_count_requests_errors_bytes_and_records_per_api_and_topic() {
         .as_ref()
         .map_or(0, |r| r.len());
     assert!(fetched_bytes > 0);
+    // A group API's error code is counted too: a heartbeat from a member the coordinator does
+    // not know gets UNKNOWN_MEMBER_ID (25).
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("nobody-joined")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_static_str("ghost"));
+    let r = client.call(4, &heartbeat).await;
+    assert_eq!(r.error_code, 25);
 
     let (status, scrape) = get(http, "/metrics").await;
     assert_eq!(status, 200);
@@ -176,6 +187,10 @@ async fn metrics_count_requests_errors_bytes_and_records_per_api_and_topic() {
     );
     assert_eq!(
         value(r#"sluice_server_request_errors_total{api="Produce",error_code="3",version="9"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"sluice_server_request_errors_total{api="Heartbeat",error_code="25",version="4"}"#),
         1.0
     );
     assert_eq!(

@@ -218,6 +218,7 @@ async fn route(
             let request = decode(ctx, &mut body)?;
             let response = fetch::handle(broker, ctx, request).await;
             request_metrics::observe_response(broker, ctx, &response);
+            request_metrics::observe_fetch_out(broker, &response);
             let records = fetch::records_of(&response);
             encode_response_parts(ctx, &response, ctx.api_version, records).map(Some)
         }

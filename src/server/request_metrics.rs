@@ -1,20 +1,21 @@
 //! Per-request metrics and logs around dispatch: request counts, error codes found in typed
 //! responses, bytes and records in and out per topic, latency, and the slow-request WARN line.
 //!
-//! Error codes are read from the typed response by downcasting (`&dyn Any`), so an API added
-//! to the registry without an entry here is still counted in requests and latency, just not
-//! in `sluice_server_request_errors_total`. Records are counted from batch headers (the
-//! record count field at byte 57 of a v2 batch); nothing here looks at individual records.
+//! Error codes are read from the typed response through [`ErrorCodes`], which dispatch
+//! requires of every response type: an API added to the registry cannot skip
+//! `sluice_server_request_errors_total`. Records are counted from batch headers (the record
+//! count field at byte 57 of a v2 batch); nothing here looks at individual records.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreateTopicsResponse, DeleteTopicsResponse,
-    DescribeClusterResponse, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceRequest,
-    ProduceResponse,
+    ApiKey, ApiVersionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse,
+    DescribeClusterResponse, DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse,
+    HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, ProduceRequest, ProduceResponse, SyncGroupResponse,
 };
 use uuid::Uuid;
 
@@ -86,37 +87,142 @@ pub fn observe_produce(broker: &Broker, mut sizes: ProduceSizes, response: &Prod
     }
 }
 
-/// Counts the error codes of a typed response and, for Fetch, the bytes and records out.
-pub fn observe_response(broker: &Broker, ctx: &RequestContext, response: &dyn Any) {
-    let mut codes = Vec::new();
-    if let Some(r) = response.downcast_ref::<ProduceResponse>() {
-        for t in &r.responses {
-            codes.extend(t.partition_responses.iter().map(|p| p.error_code));
+/// The error codes a response carries, top-level and per topic, partition, group or member.
+pub trait ErrorCodes {
+    fn error_codes(&self, out: &mut Vec<i16>);
+}
+
+/// Responses whose only error code is the top-level one.
+macro_rules! top_level_error_code {
+    ($($response:ty),*) => {$(
+        impl ErrorCodes for $response {
+            fn error_codes(&self, out: &mut Vec<i16>) {
+                out.push(self.error_code);
+            }
         }
-    } else if let Some(r) = response.downcast_ref::<FetchResponse>() {
-        codes.push(r.error_code);
-        for t in &r.responses {
-            codes.extend(t.partitions.iter().map(|p| p.error_code));
+    )*};
+}
+
+top_level_error_code!(
+    ApiVersionsResponse,
+    DescribeClusterResponse,
+    InitProducerIdResponse,
+    JoinGroupResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    ListGroupsResponse
+);
+
+impl ErrorCodes for ProduceResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.responses {
+            out.extend(t.partition_responses.iter().map(|p| p.error_code));
         }
-        observe_fetch_out(broker, r);
-    } else if let Some(r) = response.downcast_ref::<ListOffsetsResponse>() {
-        for t in &r.topics {
-            codes.extend(t.partitions.iter().map(|p| p.error_code));
-        }
-    } else if let Some(r) = response.downcast_ref::<MetadataResponse>() {
-        for t in &r.topics {
-            codes.push(t.error_code);
-            codes.extend(t.partitions.iter().map(|p| p.error_code));
-        }
-    } else if let Some(r) = response.downcast_ref::<ApiVersionsResponse>() {
-        codes.push(r.error_code);
-    } else if let Some(r) = response.downcast_ref::<CreateTopicsResponse>() {
-        codes.extend(r.topics.iter().map(|t| t.error_code));
-    } else if let Some(r) = response.downcast_ref::<DeleteTopicsResponse>() {
-        codes.extend(r.responses.iter().map(|t| t.error_code));
-    } else if let Some(r) = response.downcast_ref::<DescribeClusterResponse>() {
-        codes.push(r.error_code);
     }
+}
+
+impl ErrorCodes for FetchResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.push(self.error_code);
+        for t in &self.responses {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for ListOffsetsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for MetadataResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.push(t.error_code);
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for CreateTopicsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.extend(self.topics.iter().map(|t| t.error_code));
+    }
+}
+
+impl ErrorCodes for DeleteTopicsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.extend(self.responses.iter().map(|t| t.error_code));
+    }
+}
+
+impl ErrorCodes for FindCoordinatorResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        // v0-v3 answer one key at the top level, v4+ one entry per key (KIP-699).
+        out.push(self.error_code);
+        out.extend(self.coordinators.iter().map(|c| c.error_code));
+    }
+}
+
+impl ErrorCodes for LeaveGroupResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.push(self.error_code);
+        out.extend(self.members.iter().map(|m| m.error_code));
+    }
+}
+
+impl ErrorCodes for OffsetCommitResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for OffsetFetchResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        // v0-v7 answer one group at the top level, v8+ a list of groups.
+        out.push(self.error_code);
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+        for g in &self.groups {
+            out.push(g.error_code);
+            for t in &g.topics {
+                out.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+    }
+}
+
+impl ErrorCodes for DescribeGroupsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.extend(self.groups.iter().map(|g| g.error_code));
+    }
+}
+
+impl ErrorCodes for DeleteGroupsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.extend(self.results.iter().map(|g| g.error_code));
+    }
+}
+
+impl ErrorCodes for OffsetDeleteResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.push(self.error_code);
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+/// Counts the non-zero error codes of a typed response in `sluice_server_request_errors_total`.
+pub fn observe_response<R: ErrorCodes>(broker: &Broker, ctx: &RequestContext, response: &R) {
+    let mut codes = Vec::new();
+    response.error_codes(&mut codes);
     codes.retain(|&c| c != 0);
     if codes.is_empty() {
         return;
@@ -134,7 +240,8 @@ pub fn observe_response(broker: &Broker, ctx: &RequestContext, response: &dyn An
     }
 }
 
-fn observe_fetch_out(broker: &Broker, response: &FetchResponse) {
+/// Bytes and records out per topic of a Fetch response.
+pub fn observe_fetch_out(broker: &Broker, response: &FetchResponse) {
     for t in &response.responses {
         let (mut bytes, mut records) = (0, 0);
         for p in &t.partitions {
