@@ -34,9 +34,10 @@ def run_java(classpath, *args, timeout=300):
     return r.stdout
 
 
-def test_java_default_producer_and_assign_consumer_every_codec(broker, java_classpath):
+def test_java_default_producer_and_group_consumer_with_commits_every_codec(broker, java_classpath):
     out = run_java(java_classpath, "produce-consume", broker.bootstrap, topic_name("java-pc"), str(count(20_000)))
-    assert "exactly once" in out
+    assert "exactly once" in out and "committed to the end" in out
+    assert "deleted" in out.splitlines()[-1]
 
 
 def test_java_admin_client(broker, java_classpath):

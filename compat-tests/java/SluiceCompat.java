@@ -36,7 +36,7 @@ public class SluiceCompat {
     }
 
     // A producer with DEFAULT settings (idempotence on, acks=all since Kafka 3.0) sends `n`
-    // keyed records per compression type; a consumer with assign() (no group) reads them back:
+    // keyed records per compression type; a consumer in a group reads them back with commits:
     // every record exactly once, per-partition order, keys and values intact.
     static void produceConsume(String bootstrap, String topic, int n) throws Exception {
         int partitions = 3;
@@ -65,24 +65,23 @@ public class SluiceCompat {
             total += n;
             System.out.println("produced " + n + " records with compression " + codec);
         }
-        Properties c = new Properties();
-        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        // A consumer in a group (classic protocol, the 3.9 client's default): subscribe, read
+        // from the beginning (auto.offset.reset=earliest), commitSync after every poll.
+        String group = topic + "-group";
         Map<String, Integer> seen = new HashMap<>();
         Map<String, Integer> keyPartition = new HashMap<>();
-        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
-            List<TopicPartition> tps = new ArrayList<>();
-            for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
-            consumer.assign(tps);
-            consumer.seekToBeginning(tps);
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
+        Map<TopicPartition, Long> end;
+        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group)) {
+            consumer.subscribe(List.of(topic));
             Map<String, Integer> lastByCodecPartition = new HashMap<>();
             long deadline = System.currentTimeMillis() + 120_000;
             int got = 0;
             while (got < total) {
                 check(System.currentTimeMillis() < deadline, "consumed only " + got + " of " + total);
-                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(500));
+                for (ConsumerRecord<String, String> r : records) {
                     String[] parts = r.value().split(":", 3);
                     int i = Integer.parseInt(parts[1]);
                     check(r.key().equals("key-" + (i % 500)), "key of " + r.value());
@@ -98,13 +97,54 @@ public class SluiceCompat {
                     check(last == null || last < i, "order in " + cp + ": " + i + " after " + last);
                     got++;
                 }
+                if (!records.isEmpty()) consumer.commitSync();
             }
             check(seen.size() == total, "distinct records " + seen.size() + " != " + total);
-            Map<TopicPartition, Long> end = consumer.endOffsets(tps);
+            end = consumer.endOffsets(tps);
             long sum = end.values().stream().mapToLong(Long::longValue).sum();
             check(sum == total, "end offsets sum " + sum + " != " + total + " (duplicates in the log?)");
+            Map<TopicPartition, OffsetAndMetadata> committed = consumer.committed(new HashSet<>(tps));
+            for (TopicPartition tp : tps) {
+                check(committed.get(tp) != null && committed.get(tp).offset() == end.get(tp),
+                      "committed " + committed.get(tp) + " != end " + end.get(tp) + " for " + tp);
+            }
         }
-        System.out.println("consumed " + total + " records exactly once, in order per partition");
+        System.out.println("consumed " + total + " records exactly once, in order per partition, committed to the end");
+        // The group resumes at its commits: a new member reads nothing.
+        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group)) {
+            consumer.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + 8_000;
+            while (System.currentTimeMillis() < until) {
+                int n2 = consumer.poll(Duration.ofMillis(500)).count();
+                check(n2 == 0, "a member of the committed group read " + n2 + " records again");
+            }
+            check(consumer.assignment().size() == partitions, "assignment " + consumer.assignment());
+        }
+        // The group as the AdminClient sees it, then deleted.
+        try (Admin a = admin(bootstrap)) {
+            var offsets = a.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            for (TopicPartition tp : tps) {
+                check(offsets.get(tp).offset() == end.get(tp), "admin offsets " + offsets);
+            }
+            ConsumerGroupDescription d = a.describeConsumerGroups(List.of(group)).describedGroups().get(group).get(30, TimeUnit.SECONDS);
+            check(d.state() == ConsumerGroupState.EMPTY && d.members().isEmpty(), "described " + d);
+            check(a.listConsumerGroups().all().get(30, TimeUnit.SECONDS).stream().anyMatch(g -> g.groupId().equals(group)), "listed");
+            a.deleteConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS);
+            check(a.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS).isEmpty(),
+                  "offsets after delete");
+        }
+        System.out.println("group " + group + " listed, described, offsets listed, deleted");
+    }
+
+    static KafkaConsumer<String, String> groupConsumer(String bootstrap, String group) {
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        return new KafkaConsumer<>(c);
     }
 
     // A DEFAULT producer (idempotent, acks=all, retries until delivery.timeout.ms) sends `n`
