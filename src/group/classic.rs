@@ -1080,17 +1080,24 @@ impl Group {
     }
 
     /// offsets.retention.minutes: the offsets of an Empty group whose retention ran out,
-    /// counted from the later of their commit and the group becoming Empty. Offsets of a
-    /// group with members never expire here.
+    /// counted from the later of their commit and the group becoming Empty. In a Stable group
+    /// of the consumer protocol, offsets of topics no member subscribes to any more expire
+    /// that long after their commit (KIP-496); other offsets of a group with members never do.
     pub fn expired_offsets(&self, now_wall_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
-        if self.state != GroupState::Empty {
-            return Vec::new();
-        }
+        let expired = |base: i64| base.saturating_add(retention_ms) <= now_wall_ms;
+        let unsubscribed = match self.state {
+            GroupState::Empty => None,
+            GroupState::Stable => match self.subscribed_topics() {
+                Some(topics) => Some(topics),
+                None => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
         self.offsets
             .iter()
-            .filter(|(_, c)| {
-                let base = c.commit_timestamp_ms.max(self.state_timestamp_ms);
-                base.saturating_add(retention_ms) <= now_wall_ms
+            .filter(|((topic, _), c)| match &unsubscribed {
+                None => expired(c.commit_timestamp_ms.max(self.state_timestamp_ms)),
+                Some(subscribed) => !subscribed.contains(topic) && expired(c.commit_timestamp_ms),
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -1434,6 +1441,49 @@ mod tests {
         // Empty since wall 1_100_000: that, not the older commit, starts the clock.
         assert!(g.expired_offsets(1_100_000 + 999, 1000).is_empty());
         assert_eq!(g.expired_offsets(1_100_000 + 1000, 1000).len(), 2);
+    }
+
+    #[test]
+    fn offsets_of_topics_a_stable_group_no_longer_subscribes_to_expire_kip_496() {
+        let mut subscription = bytes::BytesMut::new();
+        use bytes::BufMut;
+        subscription.put_i16(0);
+        subscription.put_i32(1);
+        subscription.put_i16(1);
+        subscription.put_slice(b"t");
+        subscription.put_i32(-1);
+        let mut g = Group::new("g".into(), at(0));
+        let mut req = join_req("", "m1", 3);
+        req.protocols = vec![("range".into(), subscription.freeze())];
+        let r = waited(g.join(req, LIMITS, at(0)));
+        let sync = g.sync(
+            SyncRequest {
+                member_id: r.member_id.clone(),
+                generation_id: r.generation_id,
+                assignments: vec![(r.member_id.clone(), Bytes::new())],
+                ..Default::default()
+            },
+            at(1),
+        );
+        let SyncOutcome::LeaderAssigned { generation_id, .. } = sync else {
+            panic!("leader sync")
+        };
+        g.complete_sync(generation_id, at(1));
+        assert_eq!(g.state, GroupState::Stable);
+        let committed = CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1_000_000,
+        };
+        g.offsets.insert(("t".into(), 0), committed.clone());
+        g.offsets.insert(("gone".into(), 0), committed);
+        assert!(g.expired_offsets(1_000_999, 1000).is_empty());
+        assert_eq!(
+            g.expired_offsets(1_001_000, 1000),
+            vec![("gone".to_string(), 0)],
+            "only the topic no member subscribes to"
+        );
     }
 
     #[test]

@@ -645,7 +645,9 @@ impl GroupCoordinator {
                 .values()
                 .filter_map(|g| {
                     let keys = g.expired_offsets(now.wall_ms, self.retention_ms);
-                    let drop_group = keys.len() == g.offsets.len();
+                    // A group with members keeps its metadata even when all its offsets
+                    // expired (KIP-496 expiry of unsubscribed topics).
+                    let drop_group = keys.len() == g.offsets.len() && g.state == GroupState::Empty;
                     (!keys.is_empty()).then(|| Expired {
                         group_id: g.group_id.clone(),
                         keys,
