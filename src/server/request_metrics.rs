@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse,
-    DescribeClusterResponse, DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse,
-    HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    AlterConfigsResponse, ApiKey, ApiVersionsResponse, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteGroupsResponse, DeleteRecordsResponse, DeleteTopicsResponse, DescribeClusterResponse,
+    DescribeConfigsResponse, DescribeGroupsResponse, DescribeLogDirsResponse,
+    DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, OffsetFetchResponse, ProduceRequest, ProduceResponse, SyncGroupResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceRequest,
+    ProduceResponse, SyncGroupResponse,
 };
 use uuid::Uuid;
 
@@ -110,8 +114,60 @@ top_level_error_code!(
     JoinGroupResponse,
     SyncGroupResponse,
     HeartbeatResponse,
-    ListGroupsResponse
+    ListGroupsResponse,
+    ConsumerGroupHeartbeatResponse
 );
+
+/// Responses whose error codes sit in one list of per-resource results.
+macro_rules! per_result_error_code {
+    ($($response:ty => $results:ident),*) => {$(
+        impl ErrorCodes for $response {
+            fn error_codes(&self, out: &mut Vec<i16>) {
+                out.extend(self.$results.iter().map(|r| r.error_code));
+            }
+        }
+    )*};
+}
+
+per_result_error_code!(
+    DescribeConfigsResponse => results,
+    AlterConfigsResponse => responses,
+    IncrementalAlterConfigsResponse => responses,
+    CreatePartitionsResponse => results,
+    ConsumerGroupDescribeResponse => groups
+);
+
+impl ErrorCodes for DeleteRecordsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for OffsetForLeaderEpochResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
+
+impl ErrorCodes for DescribeLogDirsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        out.push(self.error_code);
+        out.extend(self.results.iter().map(|r| r.error_code));
+    }
+}
+
+impl ErrorCodes for DescribeTopicPartitionsResponse {
+    fn error_codes(&self, out: &mut Vec<i16>) {
+        for t in &self.topics {
+            out.push(t.error_code);
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+}
 
 impl ErrorCodes for ProduceResponse {
     fn error_codes(&self, out: &mut Vec<i16>) {
