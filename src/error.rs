@@ -56,6 +56,8 @@ pub enum Error {
     InvalidProducerEpoch(String),
     #[error("{0}")]
     InvalidTxnState(String),
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
 }
 
 impl Error {
@@ -85,6 +87,7 @@ impl Error {
             Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            Error::PolicyViolation(_) => ResponseError::PolicyViolation,
         }
     }
 

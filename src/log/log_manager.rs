@@ -22,6 +22,10 @@ pub const META_PROPERTIES: &str = "meta.properties";
 pub const PARTITION_METADATA: &str = "partition.metadata";
 /// Kafka's marker of a clean shutdown: every log was flushed and its indexes written.
 pub const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+/// Kafka's per-log-dir checkpoint of log start offsets moved by DeleteRecords (KIP-107).
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Version line of Kafka's checkpoint files.
+const CHECKPOINT_VERSION: &str = "0";
 /// Advisory lock file held while the broker runs.
 pub const LOCK_FILE: &str = ".lock";
 /// Kafka's longest legal topic name.
@@ -42,6 +46,8 @@ pub struct LogManager {
     partitions: Mutex<PartitionMap>,
     /// Open lock files; the advisory locks last as long as these handles.
     _dir_locks: Vec<File>,
+    /// One writer of `log-start-offset-checkpoint` at a time (DeleteRecords).
+    checkpoint_lock: tokio::sync::Mutex<()>,
 }
 
 fn lock_map(m: &Mutex<PartitionMap>) -> MutexGuard<'_, PartitionMap> {
@@ -93,6 +99,7 @@ impl LogManager {
             cluster_id,
             partitions: Mutex::new(BTreeMap::new()),
             _dir_locks: dir_locks,
+            checkpoint_lock: tokio::sync::Mutex::new(()),
         };
         manager.load_partitions()?;
         Ok(manager)
@@ -243,18 +250,108 @@ impl LogManager {
         };
         let mut parents = Vec::new();
         for log in &removed {
-            log.mark_deleted();
-            self.disk.remove_dir_all(log.dir())?;
             if let Some(parent) = log.dir().parent() {
                 if !parents.iter().any(|p: &PathBuf| p == parent) {
                     parents.push(parent.to_path_buf());
                 }
             }
         }
+        // The checkpoint goes first: a crash before the directories are gone leaves logs the
+        // next start removes, never a start offset a new topic of the same name would inherit.
+        for parent in &parents {
+            self.write_log_start_checkpoint_blocking(parent)?;
+        }
+        for log in &removed {
+            log.mark_deleted();
+            self.disk.remove_dir_all(log.dir())?;
+        }
         for parent in parents {
             self.disk.sync_dir_blocking(&parent)?;
         }
         Ok(())
+    }
+
+    /// DeleteRecords (KIP-107): moves `log`'s start offset to `offset` (-1 = the high
+    /// watermark) and makes it durable before answering: the log up to the new start is
+    /// flushed (so a crash cannot leave the start above the end) and the log dir's
+    /// `log-start-offset-checkpoint` rewritten. Kafka checkpoints it every
+    /// `log.flush.start.offset.checkpoint.interval.ms`; doing it at once costs two fsyncs per
+    /// request and means a restart never serves deleted records again. Returns the new start.
+    pub async fn delete_records(&self, log: &Arc<Partition>, offset: i64) -> Result<i64> {
+        let _one_writer = self.checkpoint_lock.lock().await;
+        let before = log.log_start_offset();
+        let low_watermark = log.delete_records_before(offset)?;
+        if low_watermark == before {
+            return Ok(low_watermark);
+        }
+        log.flush_to(low_watermark - 1).await?;
+        let dir = log
+            .dir()
+            .parent()
+            .ok_or_else(|| storage_error(format!("{} has no log dir", log.dir().display())))?;
+        let tmp = self.write_log_start_checkpoint_tmp(dir)?;
+        self.disk.open(&tmp, false)?.sync().await?;
+        self.disk
+            .rename(&tmp, &dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        self.disk.sync_dir(dir).await?;
+        Ok(low_watermark)
+    }
+
+    /// Writes the checkpoint of `dir` (from the partitions now loaded) to a temporary file,
+    /// in Kafka's checkpoint format: version, count, then `topic partition offset` lines.
+    fn write_log_start_checkpoint_tmp(&self, dir: &Path) -> Result<PathBuf> {
+        let entries: Vec<String> = self
+            .partitions()
+            .iter()
+            .filter(|p| p.dir().parent() == Some(dir) && p.log_start_offset() > 0)
+            .map(|p| format!("{} {} {}", p.topic(), p.partition(), p.log_start_offset()))
+            .collect();
+        let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", entries.len());
+        for line in entries {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let tmp = dir.join(format!("{LOG_START_OFFSET_CHECKPOINT}.tmp"));
+        self.disk.write_file(&tmp, text.as_bytes())?;
+        Ok(tmp)
+    }
+
+    /// [`LogManager::delete_records`]'s checkpoint write for topic deletion (not async).
+    fn write_log_start_checkpoint_blocking(&self, dir: &Path) -> Result<()> {
+        if !self.disk.exists(&dir.join(LOG_START_OFFSET_CHECKPOINT)) {
+            return Ok(());
+        }
+        let tmp = self.write_log_start_checkpoint_tmp(dir)?;
+        self.disk.open(&tmp, false)?.sync_blocking()?;
+        self.disk
+            .rename(&tmp, &dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        self.disk.sync_dir_blocking(dir)?;
+        Ok(())
+    }
+
+    /// The log dir's checkpointed start offsets; a missing or unreadable file is empty (the
+    /// logs then start at their first segment, as before any DeleteRecords).
+    fn read_log_start_checkpoint(&self, dir: &Path) -> BTreeMap<(String, i32), i64> {
+        let path = dir.join(LOG_START_OFFSET_CHECKPOINT);
+        let Ok(bytes) = self.disk.read_file(&path) else {
+            return BTreeMap::new();
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() != Some(CHECKPOINT_VERSION) {
+            tracing::warn!(path = %path.display(), "unknown checkpoint version; ignored");
+            return BTreeMap::new();
+        }
+        lines
+            .skip(1)
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let topic = fields.next()?;
+                let partition = fields.next()?.parse().ok()?;
+                let offset = fields.next()?.parse().ok()?;
+                Some(((topic.to_string(), partition), offset))
+            })
+            .collect()
     }
 
     /// Clean shutdown, called last: flushes every partition, writes and syncs the index files
@@ -297,6 +394,7 @@ impl LogManager {
         for log_dir in &self.log_dirs {
             let marker = log_dir.join(CLEAN_SHUTDOWN);
             let clean_shutdown = self.disk.exists(&marker);
+            let log_starts = self.read_log_start_checkpoint(log_dir);
             for entry in self.disk.list_dir(log_dir)? {
                 if !entry.is_dir {
                     continue;
@@ -328,6 +426,9 @@ impl LogManager {
                     self.metrics.clone(),
                     clean_shutdown,
                 )?;
+                if let Some(&offset) = log_starts.get(&key) {
+                    log.restore_log_start_offset(offset);
+                }
                 map.insert(key, Arc::new(log));
             }
             if clean_shutdown {

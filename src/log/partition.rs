@@ -678,8 +678,9 @@ impl Partition {
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark).
-    /// Returns the new log start offset (the low watermark). Held in memory; segments wholly
-    /// below it go at the next retention pass.
+    /// Returns the new log start offset (the low watermark). Held in memory here; the caller
+    /// (`LogManager::delete_records`) checkpoints it, and segments wholly below it go at the
+    /// next retention pass.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
         let mut st = lock(&self.state);
         let high_watermark = st.log_end_offset;
@@ -693,6 +694,15 @@ impl Partition {
         }
         st.log_start_offset = st.log_start_offset.max(target);
         Ok(st.log_start_offset)
+    }
+
+    /// At load: the log start offset from the log dir's `log-start-offset-checkpoint`, which
+    /// can only be above the first segment's base (DeleteRecords). Capped at the log end: what
+    /// a crash took from the tail cannot be below the start.
+    pub fn restore_log_start_offset(&self, offset: i64) {
+        let mut st = lock(&self.state);
+        let restored = offset.min(st.log_end_offset);
+        st.log_start_offset = st.log_start_offset.max(restored);
     }
 
     /// A follower's truncation (Kafka's truncateTo): drops every batch from the one holding

@@ -83,6 +83,8 @@ pub struct MetadataController {
     rng: Mutex<ChaCha20Rng>,
     leader_watch: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
+    /// Serializes CreatePartitions (see [`MetadataController::create_partitions`]).
+    partitions_lock: tokio::sync::Mutex<()>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -195,6 +197,7 @@ impl MetadataController {
             rng: Mutex::new(ChaCha20Rng::seed_from_u64(seed)),
             leader_watch: Mutex::new(Some(leader_watch)),
             shut_down: AtomicBool::new(false),
+            partitions_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -315,6 +318,34 @@ impl MetadataController {
         self.propose(records).await?;
         tracing::info!(topic = %req.name, %topic_id, partitions, "created topic");
         Ok(topic_id)
+    }
+
+    /// CreatePartitions (KIP-195): grows each topic to its new count, all in one batch, as
+    /// Kafka's ReplicationControlManager does. Returns one result per request entry, in order.
+    /// Serialized by `partitions_lock`: a Partition record whose index is below the count
+    /// replaces that partition, so two racing growths from one image must not both be proposed.
+    pub async fn create_partitions(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<()>>> {
+        let _serial = self.partitions_lock.lock().await;
+        let image = self.image();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let result = partition_records(&image, topic, records.len());
+            results.push(result.map(|mut new| records.append(&mut new)));
+        }
+        if !validate_only && !records.is_empty() {
+            self.propose(records).await?;
+            for (topic, result) in topics.iter().zip(&results) {
+                if result.is_ok() {
+                    tracing::info!(topic = %topic.name, count = topic.count, "created partitions");
+                }
+            }
+        }
+        Ok(results)
     }
 
     /// Deletes a topic by name; returns its topic id.
@@ -470,6 +501,132 @@ impl MetadataController {
             Some(reason) => Err(reason.into()),
         }
     }
+}
+
+/// One topic of a CreatePartitions request: the new total count and, optionally, the replicas
+/// of each added partition.
+#[derive(Clone, Debug, Default)]
+pub struct CreatePartitions {
+    pub name: String,
+    pub count: i32,
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// The Partition records that grow `req.name` to `req.count`, checked as Kafka checks them
+/// (ReplicationControlManager.createPartitions); `pending` records are already in the batch.
+fn partition_records(
+    image: &MetadataImage,
+    req: &CreatePartitions,
+    pending: usize,
+) -> Result<Vec<MetadataRecord>> {
+    let topic = image
+        .topic(&req.name)
+        .ok_or(Error::UnknownTopicOrPartition)?;
+    let current = topic.partitions.len();
+    let count = usize::try_from(req.count).unwrap_or(0);
+    if count == current {
+        return Err(Error::InvalidPartitions(format!(
+            "Topic already has {current} partition(s)."
+        )));
+    }
+    if count < current {
+        return Err(Error::InvalidPartitions(format!(
+            "The topic {} currently has {current} partition(s); {} would not be an increase.",
+            req.name, req.count
+        )));
+    }
+    let additional = count - current;
+    if pending + additional > RECORDS_PER_OPERATION_MAX {
+        return Err(Error::InvalidRequest(
+            "Unable to perform excessively large batch operation.".into(),
+        ));
+    }
+    let replication = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let assignments: Vec<Vec<i32>> = match &req.assignments {
+        Some(given) => {
+            if given.len() != additional {
+                return Err(Error::InvalidReplicaAssignment(format!(
+                    "Attempted to add {additional} additional partition(s), but only {} \
+                     assignment(s) were specified.",
+                    given.len()
+                )));
+            }
+            for replicas in given {
+                validate_manual_assignment(image, replicas, replication)?;
+            }
+            given.clone()
+        }
+        None => {
+            let mut brokers: Vec<i32> = image.brokers.keys().copied().collect();
+            brokers.sort_unstable();
+            if brokers.len() < replication {
+                return Err(Error::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {replication} time(s): The target \
+                     replication factor of {replication} cannot be reached because only {} \
+                     broker(s) are registered.",
+                    brokers.len()
+                )));
+            }
+            // Round-robin from where the existing partitions left off.
+            (current..count)
+                .map(|p| {
+                    (0..replication)
+                        .map(|r| brokers[(p + r) % brokers.len()])
+                        .collect()
+                })
+                .collect()
+        }
+    };
+    Ok(assignments
+        .into_iter()
+        .zip(current..count)
+        .map(|(replicas, partition)| MetadataRecord::Partition {
+            topic_id: topic.topic_id,
+            partition: partition as i32,
+            isr: replicas.clone(),
+            leader: replicas[0],
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+        .collect())
+}
+
+/// Kafka's validateManualPartitionAssignment: non-empty, registered brokers, each once, and as
+/// many replicas as the topic's existing partitions have.
+fn validate_manual_assignment(
+    image: &MetadataImage,
+    replicas: &[i32],
+    replication: usize,
+) -> Result<()> {
+    if replicas.is_empty() {
+        return Err(Error::InvalidReplicaAssignment(
+            "The manual partition assignment includes an empty replica list.".into(),
+        ));
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    for (i, broker) in sorted.iter().enumerate() {
+        if image.broker(*broker).is_none() {
+            return Err(Error::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker \
+                 is registered."
+            )));
+        }
+        if i > 0 && sorted[i - 1] == *broker {
+            return Err(Error::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            )));
+        }
+    }
+    if sorted.len() != replication {
+        return Err(Error::InvalidReplicaAssignment(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but this \
+             is not consistent with previous partitions, which have {replication} replica(s).",
+            sorted.len()
+        )));
+    }
+    Ok(())
 }
 
 fn set_controller_id(image_tx: &ImageSender, controller_id: i32) {

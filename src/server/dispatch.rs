@@ -18,6 +18,7 @@ use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
 };
+use crate::server::handlers::{create_partitions, delete_records};
 use crate::server::handlers::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
@@ -64,6 +65,8 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (ApiKey::DescribeGroups, describe_groups::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (ApiKey::DeleteRecords, delete_records::VERSIONS),
 ];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -240,6 +243,8 @@ async fn route(
         ApiKey::DescribeGroups => call!(ctx, body, describe_groups::handle, broker),
         ApiKey::DeleteGroups => call!(ctx, body, delete_groups::handle, broker),
         ApiKey::OffsetDelete => call!(ctx, body, offset_delete::handle, broker),
+        ApiKey::CreatePartitions => call!(ctx, body, create_partitions::handle, broker),
+        ApiKey::DeleteRecords => call!(ctx, body, delete_records::handle, broker),
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }

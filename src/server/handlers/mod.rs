@@ -1,8 +1,10 @@
 //! One file per Kafka API, snake_case of its name; each declares `VERSIONS` and `handle`.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;

@@ -1,0 +1,120 @@
+"""Partition and record admin APIs through real clients' admin interfaces: CreatePartitions,
+DeleteRecords, ListOffsets, DescribeTopics/DescribeTopicPartitions, DescribeLogDirs."""
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewPartitions, OffsetSpec
+from kafka import TopicPartition as KTopicPartition
+from kafka.admin import KafkaAdminClient
+
+import cf
+from workload import make_records, topic_name
+
+
+def kp_admin(bootstrap):
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20000)
+
+
+def earliest_offsets(a, topic, partitions):
+    fs = a.list_offsets({TopicPartition(topic, p): OffsetSpec.earliest() for p in range(partitions)},
+                        request_timeout=20)
+    return {tp.partition: f.result(timeout=20).offset for tp, f in fs.items()}
+
+
+def first_offset_consumed(bootstrap, topic, partition, timeout_s=30):
+    """Offset of the first record a new group consumer with auto.offset.reset=earliest reads."""
+    c = cf.consumer(bootstrap, **{"group.id": topic_name("g"), "enable.partition.eof": False})
+    try:
+        c.assign([TopicPartition(topic, partition)])  # no committed offset: the reset decides
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error() is not None:
+                raise KafkaException(m.error())
+            return m.offset()
+        raise AssertionError(f"nothing consumed from {topic}-{partition} in {timeout_s}s")
+    finally:
+        c.close()
+
+
+def test_confluent_create_partitions_then_produce_and_consume_the_new_partition(broker):
+    topic = topic_name("grow")
+    cf.create_topic(broker.bootstrap, topic, partitions=1)
+    a = cf.admin(broker.bootstrap)
+    a.create_partitions([NewPartitions(topic, 3)], request_timeout=20)[topic].result(timeout=20)
+    cf.wait_for_partitions(broker.bootstrap, topic, 3)
+    # Not an increase: INVALID_PARTITIONS, and validate_only leaves the count alone.
+    with pytest.raises(KafkaException) as e:
+        a.create_partitions([NewPartitions(topic, 2)], request_timeout=20)[topic].result(timeout=20)
+    assert e.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+    a.create_partitions([NewPartitions(topic, 9)], validate_only=True, request_timeout=20)[topic].result(timeout=20)
+    md = a.list_topics(topic=topic, timeout=10)
+    assert len(md.topics[topic].partitions) == 3
+
+    records = make_records(30, topic)
+    results = cf.produce(broker.bootstrap, topic, records, partition=2)
+    assert [o for _, o in results] == list(range(30))
+    consumed, offsets = cf.consume_all(broker.bootstrap, topic, partitions=3)
+    assert consumed.get(2) == records and offsets[2] == list(range(30))
+    assert not consumed.get(0) and not consumed.get(1)
+
+
+def test_confluent_delete_records_moves_earliest_and_survives_restart(broker):
+    topic = topic_name("dr")
+    cf.create_topic(broker.bootstrap, topic, partitions=2)
+    cf.produce(broker.bootstrap, topic, make_records(50, topic), partition=0)
+    cf.produce(broker.bootstrap, topic, make_records(10, topic), partition=1)
+    a = cf.admin(broker.bootstrap)
+    fs = a.delete_records([TopicPartition(topic, 0, 20), TopicPartition(topic, 1, -1)], request_timeout=20)
+    low = {tp.partition: f.result(timeout=20).low_watermark for tp, f in fs.items()}
+    assert low == {0: 20, 1: 10}
+    assert earliest_offsets(a, topic, 2) == {0: 20, 1: 10}
+    assert first_offset_consumed(broker.bootstrap, topic, 0) == 20
+    # Beyond the high watermark: OFFSET_OUT_OF_RANGE.
+    fs = a.delete_records([TopicPartition(topic, 0, 51)], request_timeout=20)
+    with pytest.raises(KafkaException) as e:
+        list(fs.values())[0].result(timeout=20)
+    assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+    broker.kill()  # a crash: the start offset must already be on disk
+    broker.start()
+    a = cf.admin(broker.bootstrap)
+    assert earliest_offsets(a, topic, 2) == {0: 20, 1: 10}
+    assert first_offset_consumed(broker.bootstrap, topic, 0) == 20
+
+
+def test_confluent_describe_topics_and_list_offsets(broker):
+    from confluent_kafka import TopicCollection
+
+    topic = topic_name("desc")
+    cf.create_topic(broker.bootstrap, topic, partitions=3)
+    cf.produce(broker.bootstrap, topic, make_records(7, topic), partition=1)
+    a = cf.admin(broker.bootstrap)
+    desc = a.describe_topics(TopicCollection([topic]), request_timeout=20)[topic].result(timeout=20)
+    assert desc.name == topic and not desc.is_internal
+    assert [p.id for p in desc.partitions] == [0, 1, 2]
+    assert all(p.leader.id == 1 and [r.id for r in p.replicas] == [1] for p in desc.partitions)
+    fs = a.list_offsets({TopicPartition(topic, 1): OffsetSpec.latest(),
+                         TopicPartition(topic, 0): OffsetSpec.earliest()}, request_timeout=20)
+    got = {tp.partition: f.result(timeout=20).offset for tp, f in fs.items()}
+    assert got == {1: 7, 0: 0}
+
+
+def test_kafka_python_create_partitions_and_delete_records(broker):
+    topic = topic_name("kp")
+    cf.create_topic(broker.bootstrap, topic, partitions=1)
+    cf.produce(broker.bootstrap, topic, make_records(12, topic), partition=0)
+    a = kp_admin(broker.bootstrap)
+    try:
+        a.create_partitions({topic: 4})
+        cf.wait_for_partitions(broker.bootstrap, topic, 4)
+        result = a.delete_records({KTopicPartition(topic, 0): 5})
+        (meta,) = result.values()
+        assert meta["low_watermark"] == 5, result
+    finally:
+        a.close()
+    assert earliest_offsets(cf.admin(broker.bootstrap), topic, 1) == {0: 5}

@@ -1,0 +1,340 @@
+//! Wire tests of the partition and record admin APIs: CreatePartitions, DeleteRecords,
+//! DescribeLogDirs, DescribeTopicPartitions, OffsetForLeaderEpoch, and the error cases of
+//! CreateTopics and DeleteTopics.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{batch, create, create_topic, name, Client, TestBroker};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::records::Compression;
+use sluice::config::Config;
+use sluice::log::disk::SimDisk;
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+/// Produces `count` records to one partition; returns (error code, base offset).
+async fn produce(client: &mut Client, topic: &str, partition: i32, count: usize) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch(count, Compression::None, 1_000)))])]);
+    let response = client.call(9, &request).await;
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Fetch v11 of one partition at `offset`: (error code, log start offset, records bytes).
+async fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, i64, usize) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1024 * 1024)])]);
+    let response = client.call(11, &request).await;
+    let p = &response.responses[0].partitions[0];
+    let size = p.records.as_ref().map_or(0, |r| r.len());
+    (p.error_code, p.log_start_offset, size)
+}
+
+/// ListOffsets v7 EARLIEST (-2) or LATEST (-1) of one partition.
+async fn list_offset(client: &mut Client, topic: &str, partition: i32, timestamp: i64) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let response = client.call(7, &request).await;
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+async fn partition_count(client: &mut Client, topic: &str) -> usize {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
+    let response = client.call(12, &request).await;
+    response.topics[0].partitions.len()
+}
+
+fn grow(topic: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
+    CreatePartitionsTopic::default()
+        .with_name(name(topic))
+        .with_count(count)
+        .with_assignments(assignments.map(|a| {
+            a.into_iter()
+                .map(|ids| {
+                    CreatePartitionsAssignment::default()
+                        .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                })
+                .collect()
+        }))
+}
+
+async fn create_partitions(
+    client: &mut Client,
+    version: i16,
+    topics: Vec<CreatePartitionsTopic>,
+    validate_only: bool,
+) -> Vec<(String, i16)> {
+    let request = CreatePartitionsRequest::default()
+        .with_topics(topics)
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only);
+    let response = client.call(version, &request).await;
+    response
+        .results
+        .iter()
+        .map(|r| (r.name.to_string(), r.error_code))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_that_producers_and_fetchers_then_use() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "grow").await;
+    for version in [0, 3] {
+        let count = 2 + i32::from(version);
+        let results =
+            create_partitions(&mut client, version, vec![grow("grow", count, None)], false).await;
+        assert_eq!(results, vec![("grow".to_string(), 0)], "v{version}");
+        assert_eq!(partition_count(&mut client, "grow").await, count as usize);
+    }
+    // Explicit assignment of the one new partition to broker 1.
+    let results = create_partitions(
+        &mut client,
+        3,
+        vec![grow("grow", 6, Some(vec![vec![1]]))],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].1, 0);
+    assert_eq!(partition_count(&mut client, "grow").await, 6);
+    assert_eq!(produce(&mut client, "grow", 5, 3).await, (0, 0));
+    let (error, _, size) = fetch(&mut client, "grow", 5, 0).await;
+    assert_eq!(error, 0);
+    assert!(size > 0);
+}
+
+#[tokio::test]
+async fn create_partitions_errors_are_kafkas_and_validate_only_changes_nothing() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        create_topic(&mut client, "p", 2).await.topics[0].error_code,
+        0
+    );
+    let results = create_partitions(
+        &mut client,
+        3,
+        vec![
+            grow("p", 2, None),
+            grow("p", 1, None),
+            grow("missing", 3, None),
+            grow("dup", 3, None),
+            grow("dup", 4, None),
+        ],
+        false,
+    )
+    .await;
+    let find = |n: &str| {
+        results
+            .iter()
+            .filter(|(name, _)| name == n)
+            .map(|(_, c)| *c)
+            .collect::<Vec<_>>()
+    };
+    // "p" appears twice: a duplicate, so INVALID_REQUEST once for the name.
+    assert_eq!(find("p"), vec![code(ResponseError::InvalidRequest)]);
+    assert_eq!(find("dup"), vec![code(ResponseError::InvalidRequest)]);
+    assert_eq!(
+        find("missing"),
+        vec![code(ResponseError::UnknownTopicOrPartition)]
+    );
+    for (count, expected) in [
+        (2, ResponseError::InvalidPartitions),
+        (1, ResponseError::InvalidPartitions),
+    ] {
+        let r = create_partitions(&mut client, 1, vec![grow("p", count, None)], false).await;
+        assert_eq!(r[0].1, code(expected), "count {count}");
+    }
+    for assignments in [
+        vec![vec![1]],          // two partitions added, one assignment
+        vec![vec![1], vec![]],  // empty replica list
+        vec![vec![1], vec![7]], // unknown broker
+        vec![vec![1], vec![1, 1]],
+    ] {
+        let r = create_partitions(
+            &mut client,
+            3,
+            vec![grow("p", 4, Some(assignments.clone()))],
+            false,
+        )
+        .await;
+        assert_eq!(
+            r[0].1,
+            code(ResponseError::InvalidReplicaAssignment),
+            "{assignments:?}"
+        );
+    }
+    let r = create_partitions(&mut client, 3, vec![grow("p", 5, None)], true).await;
+    assert_eq!(r[0].1, 0);
+    assert_eq!(partition_count(&mut client, "p").await, 2);
+}
+
+async fn delete_records(
+    client: &mut Client,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64) {
+    let request = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(partition)
+                .with_offset(offset)])]);
+    let response = client.call(version, &request).await;
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_start_and_answers_kafkas_errors() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "dr").await;
+    assert_eq!(produce(&mut client, "dr", 0, 10).await, (0, 0));
+    assert_eq!(delete_records(&mut client, 0, "dr", 0, 4).await, (0, 4));
+    // A lower offset is no error; the low watermark stays.
+    assert_eq!(delete_records(&mut client, 2, "dr", 0, 2).await, (0, 4));
+    assert_eq!(list_offset(&mut client, "dr", 0, -2).await, 4);
+    let (error, log_start, _) = fetch(&mut client, "dr", 0, 3).await;
+    assert_eq!(error, code(ResponseError::OffsetOutOfRange));
+    assert_eq!(log_start, 4);
+    let (error, log_start, size) = fetch(&mut client, "dr", 0, 4).await;
+    assert_eq!((error, log_start), (0, 4));
+    assert!(size > 0);
+    let out_of_range = code(ResponseError::OffsetOutOfRange);
+    assert_eq!(
+        delete_records(&mut client, 2, "dr", 0, 11).await,
+        (out_of_range, -1)
+    );
+    assert_eq!(
+        delete_records(&mut client, 2, "dr", 0, -5).await,
+        (out_of_range, -1)
+    );
+    assert_eq!(
+        delete_records(&mut client, 2, "dr", 1, 0).await.0,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    assert_eq!(
+        delete_records(&mut client, 2, "nope", 0, 0).await.0,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    // -1 is the high watermark.
+    assert_eq!(delete_records(&mut client, 2, "dr", 0, -1).await, (0, 10));
+    assert_eq!(list_offset(&mut client, "dr", 0, -2).await, 10);
+    assert_eq!(list_offset(&mut client, "dr", 0, -1).await, 10);
+}
+
+#[tokio::test]
+async fn delete_records_is_refused_on_compacted_and_internal_topics() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("compacted"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name("cleanup.policy".into())
+                .with_value(Some("compact".into()))])])
+        .with_timeout_ms(5000);
+    let response: CreateTopicsResponse = client.call(7, &request).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(
+        delete_records(&mut client, 2, "compacted", 0, 0).await.0,
+        code(ResponseError::PolicyViolation)
+    );
+    assert_eq!(
+        delete_records(&mut client, 2, "__consumer_offsets", 0, 0)
+            .await
+            .0,
+        code(ResponseError::InvalidTopicException)
+    );
+}
+
+#[tokio::test]
+async fn deleted_records_stay_deleted_after_a_crash_and_after_a_clean_restart() {
+    let sim = Arc::new(SimDisk::new());
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::for_test(dir.path());
+    let broker = TestBroker::start_on(sim.clone(), dir, config).await;
+    let mut client = broker.client().await;
+    create(&mut client, "keep").await;
+    create(&mut client, "other").await;
+    assert_eq!(produce(&mut client, "keep", 0, 10).await, (0, 0));
+    assert_eq!(produce(&mut client, "other", 0, 10).await, (0, 0));
+    assert_eq!(delete_records(&mut client, 2, "keep", 0, 6).await, (0, 6));
+    assert_eq!(delete_records(&mut client, 2, "other", 0, 3).await, (0, 3));
+
+    // Power loss: only what was fsynced survives.
+    let mut broker = broker;
+    broker.server.take().expect("running").abort().await;
+    sim.crash();
+    let (dir, config) = broker.stop().await;
+    let broker = TestBroker::start_on(sim.clone(), dir, config).await;
+    let mut client = broker.client().await;
+    assert_eq!(list_offset(&mut client, "keep", 0, -2).await, 6);
+    assert_eq!(list_offset(&mut client, "other", 0, -2).await, 3);
+    assert_eq!(
+        fetch(&mut client, "keep", 0, 0).await.0,
+        code(ResponseError::OffsetOutOfRange)
+    );
+
+    // A deleted topic's start offset is not inherited by a new topic of the same name.
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![name("other")])
+        .with_timeout_ms(5000);
+    let response: DeleteTopicsResponse = client.call(5, &delete).await;
+    assert_eq!(response.responses[0].error_code, 0);
+    create(&mut client, "other").await;
+    assert_eq!(produce(&mut client, "other", 0, 5).await, (0, 0));
+
+    let (dir, config) = broker.stop().await;
+    let broker = TestBroker::start_on(sim.clone(), dir, config).await;
+    let mut client = broker.client().await;
+    assert_eq!(list_offset(&mut client, "keep", 0, -2).await, 6);
+    assert_eq!(list_offset(&mut client, "other", 0, -2).await, 0);
+}
