@@ -56,6 +56,22 @@ pub enum Error {
     InvalidProducerEpoch(String),
     #[error("{0}")]
     InvalidTxnState(String),
+    /// Records of a batch failed Kafka's per-record checks (LogValidator's
+    /// RecordValidationException): INVALID_TIMESTAMP when any of them has a bad timestamp,
+    /// else INVALID_RECORD; Produce v8+ lists them in `record_errors` (KIP-467).
+    #[error("{message}")]
+    RecordValidation {
+        invalid_timestamp: bool,
+        message: String,
+        record_errors: Vec<RecordError>,
+    },
+}
+
+/// One rejected record: its index in the batch and why (Produce's `BatchIndexAndErrorMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 impl Error {
@@ -85,6 +101,11 @@ impl Error {
             Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            Error::RecordValidation {
+                invalid_timestamp: true,
+                ..
+            } => ResponseError::InvalidTimestamp,
+            Error::RecordValidation { .. } => ResponseError::InvalidRecord,
         }
     }
 
