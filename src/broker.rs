@@ -146,6 +146,7 @@ impl Broker {
         LogConfig {
             producer_id_expiration_ms: i64::from(self.config.producer_id_expiration_ms),
             producer_ids_max: self.config.producer_ids_max_per_partition,
+            decompressed_batch_max_bytes: self.config.decompressed_batch_max_bytes,
             ..LogConfig::from_effective(&effective)
         }
     }

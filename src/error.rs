@@ -58,6 +58,22 @@ pub enum Error {
     InvalidTxnState(String),
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    /// Records of a batch failed Kafka's per-record checks (LogValidator's
+    /// RecordValidationException): INVALID_TIMESTAMP when any of them has a bad timestamp,
+    /// else INVALID_RECORD; Produce v8+ lists them in `record_errors` (KIP-467).
+    #[error("{message}")]
+    RecordValidation {
+        invalid_timestamp: bool,
+        message: String,
+        record_errors: Vec<RecordError>,
+    },
+}
+
+/// One rejected record: its index in the batch and why (Produce's `BatchIndexAndErrorMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 impl Error {
@@ -88,6 +104,11 @@ impl Error {
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState(_) => ResponseError::InvalidTxnState,
             Error::PolicyViolation(_) => ResponseError::PolicyViolation,
+            Error::RecordValidation {
+                invalid_timestamp: true,
+                ..
+            } => ResponseError::InvalidTimestamp,
+            Error::RecordValidation { .. } => ResponseError::InvalidRecord,
         }
     }
 

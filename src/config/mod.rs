@@ -382,6 +382,10 @@ pub struct Config {
     /// `sluice.producer.ids.max.per.partition` (10000): producer ids whose idempotence state
     /// one partition keeps; past it the producer idle longest is forgotten.
     pub producer_ids_max_per_partition: usize,
+    /// `sluice.decompressed.batch.max.bytes` (104857600): the most bytes one produced batch may
+    /// decompress to where a topic policy needs its records (recompression, compacted-topic
+    /// keys, timestamps); past it the batch is CORRUPT_MESSAGE.
+    pub decompressed_batch_max_bytes: usize,
 
     // --- replication and cluster membership ---
     /// `replica.lag.time.max.ms` (30000).
@@ -1428,6 +1432,11 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
             10_000,
             1,
         )?,
+        decompressed_batch_max_bytes: r.size(
+            "sluice.decompressed.batch.max.bytes",
+            104_857_600,
+            1,
+        )?,
         replica_lag_time_max_ms: r.long("replica.lag.time.max.ms", 30_000, i64::MIN)?,
         replica_fetch_max_bytes: r.int("replica.fetch.max.bytes", 1_048_576, 0)?,
         replica_fetch_min_bytes: r.int("replica.fetch.min.bytes", 1, i32::MIN as i64)?,
@@ -1833,6 +1842,9 @@ impl Config {
                 .unwrap_or(self.log_cleaner_min_cleanable_ratio),
             file_delete_delay_ms: long("file.delete.delay.ms", self.log_segment_delete_delay_ms),
             preallocate: boolean("preallocate", self.log_preallocate),
+            compression_gzip_level: int("compression.gzip.level", self.compression_gzip_level),
+            compression_lz4_level: int("compression.lz4.level", self.compression_lz4_level),
+            compression_zstd_level: int("compression.zstd.level", self.compression_zstd_level),
         }
     }
 }

@@ -501,6 +501,10 @@ pub struct EffectiveTopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     pub file_delete_delay_ms: i64,
     pub preallocate: bool,
+    /// `compression.{gzip,lz4,zstd}.level` (KIP-390): used when the broker recompresses.
+    pub compression_gzip_level: i32,
+    pub compression_lz4_level: i32,
+    pub compression_zstd_level: i32,
 }
 
 #[cfg(test)]

@@ -18,10 +18,13 @@ pub mod log_manager;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;
+pub mod validator;
 
 pub use disk::{DirEntry, Disk, DiskFile, FsDisk, SimDisk};
 pub use log_manager::LogManager;
 pub use partition::{AppendInfo, Partition};
+
+use crate::protocol::compression::{Codec, TargetCompression};
 
 /// `message.timestamp.type`: whose timestamp records carry (KIP-32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +70,14 @@ pub struct LogConfig {
     /// `sluice.producer.ids.max.per.partition`: producer ids whose state one partition keeps;
     /// beyond it the one idle longest is forgotten.
     pub producer_ids_max: usize,
+    /// `cleanup.policy` contains `compact`: every produced record must have a key.
+    pub compact: bool,
+    /// `compression.type` as the codec the broker recompresses to (KIP-390 level included);
+    /// None for `producer`, which keeps the producer's codec.
+    pub compression: Option<TargetCompression>,
+    /// `sluice.decompressed.batch.max.bytes`: the most bytes one batch may decompress to where
+    /// a policy needs its records (a client must not make the broker allocate without bound).
+    pub decompressed_batch_max_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -86,6 +97,9 @@ impl Default for LogConfig {
             retention_bytes: -1,
             producer_id_expiration_ms: 86_400_000,
             producer_ids_max: 10_000,
+            compact: false,
+            compression: None,
+            decompressed_batch_max_bytes: 104_857_600,
         }
     }
 }
@@ -111,9 +125,25 @@ impl LogConfig {
             message_timestamp_after_max_ms: e.message_timestamp_after_max_ms,
             retention_ms: e.retention_ms,
             retention_bytes: e.retention_bytes,
+            compact: e.cleanup_policy.compact,
+            compression: target_compression(e),
             ..LogConfig::default()
         }
     }
+}
+
+/// `compression.type` as the codec to recompress to, with its level; None for `producer`.
+fn target_compression(e: &crate::config::EffectiveTopicConfig) -> Option<TargetCompression> {
+    use crate::config::BrokerCompressionType as B;
+    let (codec, level) = match e.compression_type {
+        B::Producer => return None,
+        B::Uncompressed => (Codec::None, 0),
+        B::Gzip => (Codec::Gzip, e.compression_gzip_level),
+        B::Snappy => (Codec::Snappy, 0),
+        B::Lz4 => (Codec::Lz4, e.compression_lz4_level),
+        B::Zstd => (Codec::Zstd, e.compression_zstd_level),
+    };
+    Some(TargetCompression { codec, level })
 }
 
 /// File name stem of a segment: its base offset zero padded to 20 digits, as Kafka names them.

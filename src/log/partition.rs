@@ -18,6 +18,7 @@ use crate::log::producer_state::{
     snapshot_file_name, snapshot_offset, AppendCheck, ProducerStateEntry, ProducerStateManager,
 };
 use crate::log::segment::{remove_index_files, segment_paths, Segment};
+use crate::log::validator::apply_topic_policies;
 use crate::log::{LogConfig, TimestampType};
 use crate::metrics::Metrics;
 use crate::protocol::record_batch::{
@@ -273,16 +274,24 @@ impl Partition {
     /// Appends a Produce request's `records`, which the caller validated with
     /// [`validate_records`](crate::protocol::record_batch::validate_records) (sizes, magic, CRC, counts; `validated` is its answer), assigning
     /// offsets from the log end and stamping `leader_epoch`; with LogAppendTime the batches get
-    /// the broker's time, with CreateTime their timestamps are checked against
-    /// `message.timestamp.{before,after}.max.ms`. Appends of one partition reach the log in
+    /// the broker's time. The topic's record-level policies (CreateTime bounds, keys on
+    /// compacted topics, recompression; log/validator.rs) are applied first, outside the
+    /// partition lock. Appends of one partition reach the log in
     /// call order. When `flush.messages` unflushed messages have accumulated, waits for the
     /// fsync. On an I/O error nothing is acknowledged and the log end offset does not move.
     pub async fn append(
         &self,
-        mut records: BytesMut,
+        records: BytesMut,
         validated: &ValidatedRecords,
         leader_epoch: i32,
     ) -> Result<AppendInfo> {
+        let mut records = apply_topic_policies(
+            records,
+            &self.config(),
+            self.clock.wall_ms(),
+            &self.id.topic,
+            self.id.partition,
+        )?;
         let (info, flush_through) =
             self.append_in_memory_order(&mut records, validated, leader_epoch)?;
         if let Some(offset) = flush_through {
@@ -311,9 +320,6 @@ impl Partition {
         st.check_online()?;
         let config = st.config.clone();
         let now_ms = self.clock.wall_ms();
-        if config.message_timestamp_type == TimestampType::CreateTime {
-            check_timestamps(&framed, &config, now_ms)?;
-        }
         if let AppendCheck::Duplicate(batch) = st.producers.check_client_append(&framed)? {
             // A retry of a batch already in the log: answered with its original offsets and
             // not appended again (Kafka answers NONE with the original base offset).
@@ -964,28 +970,6 @@ fn check_framing(records: &[u8]) -> Result<Vec<BatchHeader>> {
         ));
     }
     Ok(headers)
-}
-
-/// Kafka's CreateTime timestamp bounds (KIP-937), checked on each batch's first and max
-/// timestamp since records are not decompressed. -1 (no timestamp) is always accepted.
-fn check_timestamps(headers: &[BatchHeader], config: &LogConfig, now_ms: i64) -> Result<()> {
-    for h in headers {
-        for ts in [h.base_timestamp, h.max_timestamp] {
-            if ts < 0 {
-                continue;
-            }
-            let too_old = now_ms.saturating_sub(ts) > config.message_timestamp_before_max_ms;
-            let too_new = ts.saturating_sub(now_ms) > config.message_timestamp_after_max_ms;
-            if too_old || too_new {
-                return Err(Error::InvalidTimestamp(format!(
-                    "timestamp {ts} of the batch is out of range: it must be within [{}, {}]",
-                    now_ms.saturating_sub(config.message_timestamp_before_max_ms),
-                    now_ms.saturating_add(config.message_timestamp_after_max_ms)
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A read-only copy of what a reader needs from a segment, taken under the lock.
@@ -1902,9 +1886,9 @@ pub(crate) mod tests {
         // The test clock says 1_000.
         let log = open_with(disk, Path::new("/l/t-0"), config, &Metrics::new());
         let too_new = append_checked(&log, batch_with(1, 1_101, Compression::None), 0).await;
-        assert!(matches!(too_new, Err(Error::InvalidTimestamp(_))));
+        assert!(matches!(too_new, Err(ref e) if e.error_code() == 32));
         let too_old = append_checked(&log, batch_with(1, 499, Compression::Lz4), 0).await;
-        assert!(matches!(too_old, Err(Error::InvalidTimestamp(_))));
+        assert!(matches!(too_old, Err(ref e) if e.error_code() == 32));
         append_checked(&log, batch_with(2, 500, Compression::None), 0)
             .await
             .expect("within bounds");

@@ -338,6 +338,21 @@ pub fn set_log_append_time(batch: &mut [u8], ts: i64) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// After the records section of `batch` was replaced (broker recompression): sets the codec
+/// bits of the attributes to `codec`, batchLength to the new size, and recomputes the CRC.
+pub fn set_compression_codec(batch: &mut [u8], codec: i16) {
+    assert!(
+        batch.len() >= BATCH_HEADER_LEN,
+        "set_compression_codec needs a whole batch"
+    );
+    let attributes = (i16_at(batch, ATTRIBUTES_AT) & !COMPRESSION_CODEC_MASK) | codec;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    let batch_length = i32::try_from(batch.len() - LOG_OVERHEAD).unwrap_or(i32::MAX);
+    batch[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Applies [`set_log_append_time`] to every batch of validated `records`.
 pub fn set_log_append_time_all(records: &mut [u8], ts: i64) {
     let mut pos = 0;

@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::error::Error;
-use crate::protocol::record_batch::validate_records;
+use crate::error::{Error, RecordError};
+use crate::protocol::record_batch::{parse_header, validate_records, BATCH_HEADER_LEN, MAGIC_V2};
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::resolve_topic;
 
@@ -52,6 +54,7 @@ pub async fn handle(
                         partition_data.records,
                         acks,
                         request.timeout_ms,
+                        ctx.api_version,
                     )
                     .await
                 }
@@ -80,13 +83,60 @@ struct Appended {
 
 enum ProduceError {
     Kafka(ResponseError, Option<String>),
+    /// Per-record failures (KIP-467): the partition error plus each failing record's index.
+    Records(ResponseError, String, Vec<RecordError>),
 }
 
 impl From<Error> for ProduceError {
     fn from(e: Error) -> Self {
-        ProduceError::Kafka(e.code(), Some(e.to_string()))
+        match e {
+            Error::RecordValidation {
+                ref message,
+                ref record_errors,
+                ..
+            } => ProduceError::Records(e.code(), message.clone(), record_errors.clone()),
+            e => ProduceError::Kafka(e.code(), Some(e.to_string())),
+        }
     }
 }
+
+/// Kafka's `ProduceRequest.validateRecords`, which KafkaApis applies before the log sees the
+/// records: from Produce v3 on exactly one batch of magic 2 per partition (INVALID_RECORD), and
+/// zstd only from v7 on (UNSUPPORTED_COMPRESSION_TYPE, KIP-110).
+fn check_request_records(records: &[u8], api_version: i16) -> Result<(), ProduceError> {
+    let invalid = |what: &str| {
+        ProduceError::Kafka(
+            ResponseError::InvalidRecord,
+            Some(format!(
+                "Produce requests with version {api_version} are only allowed to contain {what}"
+            )),
+        )
+    };
+    if records.len() > MAGIC_AT && records[MAGIC_AT] as i8 != MAGIC_V2 {
+        return Err(invalid("record batches with magic version 2"));
+    }
+    let Ok(header) = parse_header(records) else {
+        // Too short for a header: validate_records answers CORRUPT_MESSAGE.
+        return Ok(());
+    };
+    if api_version < 7 && header.compression_codec() == ZSTD_CODEC {
+        return Err(ProduceError::Kafka(
+            ResponseError::UnsupportedCompressionType,
+            Some(format!(
+                "Produce requests with version {api_version} are not allowed to use ZStandard \
+                 compression"
+            )),
+        ));
+    }
+    let size = header.size_bytes();
+    if size >= BATCH_HEADER_LEN && records.len() > size {
+        return Err(invalid("exactly one record batch per partition"));
+    }
+    Ok(())
+}
+
+const MAGIC_AT: usize = 16;
+const ZSTD_CODEC: i16 = 4;
 
 async fn append(
     broker: &Arc<Broker>,
@@ -95,6 +145,7 @@ async fn append(
     records: Option<bytes::Bytes>,
     acks: i16,
     timeout_ms: i32,
+    api_version: i16,
 ) -> Result<Appended, ProduceError> {
     if crate::server::handlers::metadata::is_internal(&topic.name) {
         // Only the coordinators write their internal topics (Kafka's ReplicaManager refuses
@@ -106,6 +157,7 @@ async fn append(
     }
     let partition = broker.partition(topic, index)?;
     let records = records.unwrap_or_default();
+    check_request_records(&records, api_version)?;
     let max_message_bytes = partition.config().max_message_bytes;
     let validated = validate_records(&records, max_message_bytes)?;
     if validated.transactional {
@@ -164,5 +216,21 @@ fn partition_response(
             .with_log_append_time_ms(-1)
             .with_log_start_offset(-1)
             .with_error_message(message.map(StrBytes::from_string)),
+        Err(ProduceError::Records(code, message, record_errors)) => response
+            .with_error_code(code.code())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(Some(StrBytes::from_string(message)))
+            .with_record_errors(
+                record_errors
+                    .into_iter()
+                    .map(|e| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(e.batch_index)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(e.message)))
+                    })
+                    .collect(),
+            ),
     }
 }
