@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::broker::Broker;
 use crate::protocol::splice::SplicingBuf;
 use crate::server::handlers::init_producer_id;
+use crate::server::handlers::{alter_configs, describe_configs, incremental_alter_configs};
 use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
@@ -64,6 +65,12 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (ApiKey::DescribeGroups, describe_groups::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        incremental_alter_configs::VERSIONS,
+    ),
 ];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -239,6 +246,11 @@ async fn route(
         ApiKey::DescribeGroups => call!(ctx, body, describe_groups::handle, broker),
         ApiKey::DeleteGroups => call!(ctx, body, delete_groups::handle, broker),
         ApiKey::OffsetDelete => call!(ctx, body, offset_delete::handle, broker),
+        ApiKey::DescribeConfigs => call!(ctx, body, describe_configs::handle, broker),
+        ApiKey::AlterConfigs => call!(ctx, body, alter_configs::handle, broker),
+        ApiKey::IncrementalAlterConfigs => {
+            call!(ctx, body, incremental_alter_configs::handle, broker)
+        }
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }
