@@ -581,6 +581,14 @@ async fn dynamic_broker_defaults_apply_to_topics_without_override_and_survive_re
     let r = describe(&mut client, 4, TOPIC, "follows", &["max.message.bytes"]).await;
     assert_eq!(value(&r.configs[0]), Some("100"));
     assert_eq!(r.configs[0].config_source, 3);
+    // CreateTopics v5+ reports the same source for a new topic (KIP-525).
+    let created = create_topic(&mut client, "later", 1).await;
+    let configs = created.topics[0].configs.as_ref().expect("configs at v7");
+    let max = configs
+        .iter()
+        .find(|c| c.name.as_str() == "max.message.bytes")
+        .expect("max.message.bytes");
+    assert_eq!((max.value.as_deref(), max.config_source), (Some("100"), 3));
     let r = describe(&mut client, 4, BROKER, "", &[]).await;
     assert_eq!(r.configs.len(), 1);
     assert_eq!(value(&r.configs[0]), Some("100"));

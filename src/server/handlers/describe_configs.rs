@@ -24,10 +24,10 @@ use crate::server::handlers::alter_configs::{error_fields, resolve_target, Targe
 pub const VERSIONS: Versions = Versions::new(1, 4);
 
 /// DescribeConfigsResponse ConfigSource ids.
-pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
-pub const DEFAULT_CONFIG: i8 = 5;
+const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(
     broker: &Arc<Broker>,
