@@ -663,3 +663,34 @@ async fn lowered_retention_ms_deletes_old_segments_of_a_live_topic() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn describe_bounds_the_configs_one_response_holds() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let per_broker = describe(&mut client, 4, BROKER, "1", &[])
+        .await
+        .configs
+        .len();
+    let max = sluice::server::handlers::describe_configs::DESCRIBED_CONFIGS_MAX;
+    let count = max / per_broker + 2;
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(BROKER)
+        .with_resource_name(s("1"));
+    let request = DescribeConfigsRequest::default().with_resources(vec![resource; count]);
+    let response = client.call(4, &request).await;
+    assert_eq!(response.results.len(), count);
+    let described: usize = response.results.iter().map(|r| r.configs.len()).sum();
+    assert!(
+        described >= max && described <= max + per_broker,
+        "{described}"
+    );
+    let last = response.results.last().expect("results");
+    assert_eq!(last.error_code, ResponseError::InvalidRequest.code());
+    assert!(last.configs.is_empty());
+    // The connection still serves requests after the refusal.
+    assert_eq!(
+        describe(&mut client, 4, BROKER, "1", &[]).await.error_code,
+        0
+    );
+}

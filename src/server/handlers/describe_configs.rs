@@ -29,6 +29,12 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const DEFAULT_CONFIG: i8 = 5;
 
+/// Bound on the configs one response describes. A request of a few bytes per resource could
+/// otherwise ask for hundreds of configs each (a broker resource) and make the response
+/// thousands of times its size; this allows about 7500 topics or 800 broker resources.
+/// Resources past it get INVALID_REQUEST (Kafka has no such bound).
+pub const DESCRIBED_CONFIGS_MAX: usize = 250_000;
+
 pub async fn handle(
     broker: &Arc<Broker>,
     _ctx: &RequestContext,
@@ -40,11 +46,20 @@ pub async fn handle(
         synonyms: request.include_synonyms,
         documentation: request.include_documentation,
     };
+    let mut described = 0usize;
     let results = request
         .resources
         .iter()
         .map(|resource| {
-            let result = describe(broker, &image, &levels, resource, options);
+            let result = if described >= DESCRIBED_CONFIGS_MAX {
+                Err(Error::InvalidRequest(format!(
+                    "DescribeConfigs answers at most {DESCRIBED_CONFIGS_MAX} configs per request; \
+                     ask for the remaining resources in another request"
+                )))
+            } else {
+                describe(broker, &image, &levels, resource, options)
+            };
+            described += result.as_ref().map_or(0, Vec::len);
             let (error_code, error_message, configs) = match result {
                 Ok(configs) => (0, None, configs),
                 Err(e) => {
