@@ -174,8 +174,12 @@ def test_cf_lowered_retention_ms_deletes_old_segments_of_a_live_topic(broker_fac
     a = cf.admin(broker.bootstrap)
     topic = topic_name("cf-retention")
     create_with_configs(broker.bootstrap, topic, {"segment.bytes": "4096"})
-    n = 2000
-    cf.produce(broker.bootstrap, topic, make_records(n, "ret"), partition=0, **{"linger.ms": 0})
+    # Five separate produce calls (each flushed) make at least five batches, so the segments
+    # roll at 4096 bytes whatever librdkafka's batching does within one call.
+    rounds, per_round = 5, 200
+    n = rounds * per_round
+    for i in range(rounds):
+        cf.produce(broker.bootstrap, topic, make_records(per_round, "ret", seed=i), partition=0)
     c = cf.consumer(broker.bootstrap)
     try:
         tp = TopicPartition(topic, 0)
