@@ -51,6 +51,9 @@ pub struct Broker {
     pub producer_ids: crate::txn::ProducerIdManager,
     /// Consumer groups and committed offsets (group/).
     pub groups: GroupCoordinator,
+    /// `config` with the dynamic broker configs of the metadata image laid over it (KIP-226);
+    /// replaced by [`Broker::apply_dynamic_configs`], read through [`Broker::effective_config`].
+    effective_config: Mutex<Arc<Config>>,
 }
 
 impl Broker {
@@ -92,6 +95,7 @@ impl Broker {
         let groups = GroupCoordinator::new(&config, clock.clone());
         let broker = Arc::new(Broker {
             groups,
+            effective_config: Mutex::new(Arc::new(config.clone())),
             fetch_sessions: Mutex::new(FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
             )),
@@ -108,6 +112,9 @@ impl Broker {
             producer_ids: crate::txn::ProducerIdManager::new(),
         });
         broker.drop_logs_of_deleted_topics();
+        // Partitions loaded from disk get their topic's configs (and the dynamic broker
+        // defaults) now rather than on first use, so retention applies them from the start.
+        broker.apply_dynamic_configs();
         broker.groups.load(&broker).await?;
         // Created at start (not on first FindCoordinator) so that a group's first commit
         // never waits for 50 partitions to be created.
@@ -140,14 +147,55 @@ impl Broker {
         )
     }
 
-    /// The effective log settings of a topic: its own configs over the broker's defaults.
+    /// The effective log settings of a topic: its own configs over the broker's defaults
+    /// (dynamic ones included).
     pub fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let effective = self.config.effective_topic_config(&topic.configs);
+        let config = self.effective_config();
+        let effective = config.effective_topic_config(&topic.configs);
         LogConfig {
-            producer_id_expiration_ms: i64::from(self.config.producer_id_expiration_ms),
-            producer_ids_max: self.config.producer_ids_max_per_partition,
-            decompressed_batch_max_bytes: self.config.decompressed_batch_max_bytes,
+            producer_id_expiration_ms: i64::from(config.producer_id_expiration_ms),
+            producer_ids_max: config.producer_ids_max_per_partition,
+            decompressed_batch_max_bytes: config.decompressed_batch_max_bytes,
             ..LogConfig::from_effective(&effective)
+        }
+    }
+
+    /// The broker config in force now: static settings with the dynamic broker configs
+    /// (AlterConfigs on resource "" or this node id) over them.
+    pub fn effective_config(&self) -> Arc<Config> {
+        self.effective_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Recomputes the effective config from the current metadata image and gives every
+    /// loaded partition its topic's effective log settings, so AlterConfigs takes effect on
+    /// live partitions without a restart. Called at start and after each config change.
+    pub fn apply_dynamic_configs(&self) {
+        let image = self.image();
+        let node = self.node_id.to_string();
+        match self
+            .config
+            .with_dynamic(image.broker_config(""), image.broker_config(&node))
+        {
+            Ok(config) => {
+                *self
+                    .effective_config
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+            }
+            // Values are validated before they reach the metadata log; one that no longer
+            // validates (a newer broker's value after a downgrade) keeps the previous config.
+            Err(e) => tracing::warn!(error = %e, "dynamic broker configs not applied"),
+        }
+        for partition in self.logs.partitions() {
+            let topic = image
+                .topic(partition.topic())
+                .filter(|t| t.topic_id == partition.topic_id());
+            if let Some(topic) = topic {
+                partition.set_config(self.log_config(topic));
+            }
         }
     }
 

@@ -40,6 +40,8 @@
 //!   `transaction.state.log.min.isr` = 1 (Kafka: 3, 3, 2; its stock `server.properties` sets 1);
 //! - the controller role does not require a `controller.listener.names` entry.
 
+mod describe;
+mod dynamic;
 mod kafka_names;
 mod listener;
 mod properties;
@@ -50,6 +52,11 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+pub use describe::{config_documentation, config_type, ConfigType};
+pub use dynamic::{
+    broker_config_synonyms, dynamic_broker_config_names, is_dynamic_broker_config,
+    kafka_dynamic_broker_default,
+};
 pub use kafka_names::{
     classify_kafka_key, is_sensitive_config, KafkaKeyKind, KAFKA_ACCEPTED_CONFIG_PREFIXES,
     KAFKA_BROKER_CONFIG_NAMES, KAFKA_LAUNCHER_ENV_VARS, KAFKA_OTHER_BROKER_CONFIG_NAMES,
@@ -58,9 +65,9 @@ pub use kafka_names::{
 pub use listener::{host_port, Listener, QuorumVoter, SecurityProtocol};
 pub use properties::{parse_properties, PropertiesError, Property};
 pub use topic::{
-    is_topic_config, topic_config_names, topic_config_synonym, topic_config_synonyms,
-    validate_topic_config, validate_topic_configs, BrokerCompressionType, CleanupPolicy,
-    EffectiveTopicConfig, TimestampType, TOPIC_CONFIG_NAMES,
+    is_topic_config, kafka_topic_default, topic_config_names, topic_config_synonym,
+    topic_config_synonyms, validate_topic_config, validate_topic_configs, BrokerCompressionType,
+    CleanupPolicy, EffectiveTopicConfig, TimestampType, TOPIC_CONFIG_NAMES,
 };
 
 use value::{parse_bool, parse_double, parse_int, parse_list, parse_long, parse_short};
@@ -95,13 +102,20 @@ pub enum ConfigSource {
     File,
     Env,
     Override,
+    /// Set through AlterConfigs for this broker (resource name "<node.id>", KIP-226).
+    DynamicBroker,
+    /// Set through AlterConfigs for every broker (resource name "").
+    DynamicDefaultBroker,
 }
 
 impl ConfigSource {
     /// Kafka's `DescribeConfigsResponse` config source id: file, environment and overrides are
-    /// all `STATIC_BROKER_CONFIG` (4); defaults are `DEFAULT_CONFIG` (5).
+    /// all `STATIC_BROKER_CONFIG` (4); defaults are `DEFAULT_CONFIG` (5); dynamic ones
+    /// `DYNAMIC_BROKER_CONFIG` (2) and `DYNAMIC_DEFAULT_BROKER_CONFIG` (3).
     pub fn describe_configs_source(self) -> i8 {
         match self {
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::Default => 5,
             ConfigSource::File | ConfigSource::Env | ConfigSource::Override => 4,
         }

@@ -334,11 +334,27 @@ pub fn is_topic_config(name: &str) -> bool {
 }
 
 /// Kafka's own default for a topic config (before any broker setting), e.g. `"604800000"`.
-pub(super) fn kafka_topic_default(name: &str) -> Option<&'static str> {
+pub fn kafka_topic_default(name: &str) -> Option<&'static str> {
     TOPIC_CONFIGS
         .iter()
         .find(|(n, _, _)| *n == name)
         .map(|(_, _, d)| *d)
+}
+
+/// Kafka's `ConfigDef.Type` name of a topic config (`LONG`, `LIST`, ...), for DescribeConfigs.
+pub(super) fn topic_config_type(name: &str) -> Option<&'static str> {
+    let kind = TOPIC_CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, k, _)| *k)?;
+    Some(match kind {
+        TopicKind::Plain(ValueKind::Int { .. }) | TopicKind::GzipLevel => "INT",
+        TopicKind::Plain(ValueKind::Long { .. }) => "LONG",
+        TopicKind::Plain(ValueKind::Double { .. }) => "DOUBLE",
+        TopicKind::Plain(ValueKind::Bool) | TopicKind::RemoteStorageEnable => "BOOLEAN",
+        TopicKind::Plain(ValueKind::OneOf(_)) => "STRING",
+        TopicKind::Plain(ValueKind::ListOf(_)) | TopicKind::ThrottledReplicas => "LIST",
+    })
 }
 
 /// The broker keys that supply a topic config's default, most specific first (Kafka's

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::broker::Broker;
 use crate::protocol::splice::SplicingBuf;
 use crate::server::handlers::init_producer_id;
+use crate::server::handlers::{alter_configs, describe_configs, incremental_alter_configs};
 use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
@@ -67,6 +68,12 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        incremental_alter_configs::VERSIONS,
+    ),
 ];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -245,6 +252,11 @@ async fn route(
         ApiKey::OffsetDelete => call!(ctx, body, offset_delete::handle, broker),
         ApiKey::CreatePartitions => call!(ctx, body, create_partitions::handle, broker),
         ApiKey::DeleteRecords => call!(ctx, body, delete_records::handle, broker),
+        ApiKey::DescribeConfigs => call!(ctx, body, describe_configs::handle, broker),
+        ApiKey::AlterConfigs => call!(ctx, body, alter_configs::handle, broker),
+        ApiKey::IncrementalAlterConfigs => {
+            call!(ctx, body, incremental_alter_configs::handle, broker)
+        }
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }

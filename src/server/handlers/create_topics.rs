@@ -13,19 +13,15 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::config::{self, Config};
+use crate::config;
 use crate::error::Error;
 use crate::metadata::controller::CreateTopic;
 use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::handlers::describe_configs;
 
 /// v2-v7 (Kafka 4 removed v0-v1). v4 lets -1 mean the broker default (KIP-464), v5 returns
 /// each topic's configs, partitions and replication factor (KIP-525), v7 its topic id.
 pub const VERSIONS: Versions = Versions::new(2, 7);
-
-/// ConfigSource values of DescribeConfigs that CreateTopics v5 reports.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -180,7 +176,7 @@ fn result_entry(
             if ctx.api_version >= 5 {
                 entry.num_partitions = created.num_partitions;
                 entry.replication_factor = created.replication_factor;
-                entry.configs = Some(describe_configs(&broker.config, &created.configs));
+                entry.configs = Some(describe_configs(broker, &created.configs));
             }
             if ctx.api_version >= 7 {
                 entry.topic_id = created.topic_id;
@@ -195,33 +191,24 @@ fn result_entry(
     }
 }
 
-/// Every topic config with its effective value and where that value comes from (KIP-525).
+/// Every topic config with its effective value and where that value comes from (KIP-525), as
+/// DescribeConfigs reports it (dynamic broker defaults included).
 fn describe_configs(
-    broker_config: &Config,
+    broker: &Arc<Broker>,
     topic_configs: &IndexMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
+    let image = broker.image();
+    let levels = describe_configs::Levels::new(broker, &image);
     config::TOPIC_CONFIG_NAMES
         .iter()
         .map(|name| {
-            let (value, source) = match topic_configs.get(*name) {
-                Some(v) => (Some(v.clone()), DYNAMIC_TOPIC_CONFIG),
-                None => {
-                    let source = if config::topic_config_synonym(name)
-                        .is_some_and(|key| broker_config.is_set(key))
-                    {
-                        STATIC_BROKER_CONFIG
-                    } else {
-                        DEFAULT_CONFIG
-                    };
-                    (broker_config.topic_config_default(name), source)
-                }
-            };
+            let d = levels.topic_entry(name, topic_configs);
             CreatableTopicConfigs::default()
                 .with_name(StrBytes::from_static_str(name))
-                .with_value(value.map(StrBytes::from_string))
-                .with_config_source(source)
-                .with_read_only(false)
-                .with_is_sensitive(false)
+                .with_value(d.value.map(StrBytes::from_string))
+                .with_config_source(d.source)
+                .with_read_only(d.read_only)
+                .with_is_sensitive(d.sensitive)
         })
         .collect()
 }
