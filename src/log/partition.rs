@@ -941,15 +941,33 @@ impl Partition {
             usize::try_from((size - position).min(want as u64)).map_err(std::io::Error::other)?;
         let mut buf = BytesMut::zeroed(len);
         probe.log.read_at(position, &mut buf)?;
-        // Keep whole batches below the high watermark.
-        let mut keep = 0;
-        for (at, header, batch) in BatchIter::new(&buf, false) {
-            if header.base_offset >= max_offset_exclusive {
-                break;
-            }
-            keep = at + batch.len();
-        }
+        let keep = whole_batches_below(&buf, max_offset_exclusive);
+        let mut rest_taken = keep == len && position + len as u64 == size;
         buf.truncate(keep);
+        // Fill the rest of `max_bytes` from the following segments. A compacted segment may be
+        // left with one empty batch, and librdkafka does not move past a response holding only
+        // empty batches (it grows its fetch size instead), so never stop at one.
+        let mut base = probe.base_offset;
+        while rest_taken && buf.len() + crate::protocol::record_batch::BATCH_HEADER_LEN <= want {
+            let next = {
+                let st = lock(&self.state);
+                st.segments
+                    .iter()
+                    .find(|s| s.base_offset > base)
+                    .map(probe_of)
+            };
+            let Some(seg) = next else {
+                break;
+            };
+            base = seg.base_offset;
+            let n = usize::try_from(seg.size.min((want - buf.len()) as u64))
+                .map_err(std::io::Error::other)?;
+            let mut more = vec![0u8; n];
+            seg.log.read_at(0, &mut more)?;
+            let keep = whole_batches_below(&more, max_offset_exclusive);
+            rest_taken = keep == n && n as u64 == seg.size;
+            buf.extend_from_slice(&more[..keep]);
+        }
         Ok(buf.freeze())
     }
 
@@ -1062,6 +1080,19 @@ fn check_timestamps(headers: &[BatchHeader], config: &LogConfig, now_ms: i64) ->
         }
     }
     Ok(())
+}
+
+/// Length of the leading whole batches of `buf` that start below `max_offset_exclusive` (the
+/// high watermark).
+fn whole_batches_below(buf: &[u8], max_offset_exclusive: i64) -> usize {
+    let mut keep = 0;
+    for (at, header, batch) in BatchIter::new(buf, false) {
+        if header.base_offset >= max_offset_exclusive {
+            break;
+        }
+        keep = at + batch.len();
+    }
+    keep
 }
 
 /// A read-only copy of what a reader needs from a segment, taken under the lock.
