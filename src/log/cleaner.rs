@@ -1265,6 +1265,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fetch_from_a_segment_left_with_an_empty_batch_goes_on_into_later_segments() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        let (_, headers) = read_all(&f.log);
+        let empty = headers
+            .iter()
+            .find(|h| h.records_count == 0)
+            .expect("a segment keeps only its last batch, empty");
+        let bytes = f
+            .log
+            .read(empty.base_offset, 1 << 20, true, f.log.log_end_offset())
+            .expect("read");
+        let batches: Vec<BatchHeader> = BatchIter::new(&bytes, true).map(|(_, h, _)| h).collect();
+        assert_eq!(batches[0].base_offset, empty.base_offset);
+        assert!(
+            batches.iter().any(|h| h.records_count > 0),
+            "the response carries records, not only empty batches: {batches:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn tombstone_is_kept_for_delete_retention_then_removed() {
         let f = Fixture::new(compact_config());
         put(
