@@ -419,6 +419,13 @@ impl LogCleaner {
             &mut stats,
         )
         .await?;
+        if end_offset <= ltc.first_dirty_offset && ltc.first_uncleanable_offset > end_offset {
+            // Not one key fits: cleaning would never advance (Kafka refuses such a buffer).
+            return Err(Error::InvalidConfig(format!(
+                "log.cleaner.dedupe.buffer.size leaves room for {} keys: nothing can be cleaned",
+                config.offset_map_entries_max()
+            )));
+        }
         let mut latest_horizon: Option<i64> = None;
         for seg in view.segments.iter().filter(|s| s.base_offset < end_offset) {
             let outcome = self
@@ -1367,6 +1374,23 @@ mod tests {
         let below: Vec<_> = records.iter().filter(|r| r.0 < active).collect();
         let distinct: BTreeSet<_> = below.iter().map(|r| r.1.clone()).collect();
         assert_eq!(below.len(), distinct.len(), "{below:?}");
+    }
+
+    #[tokio::test]
+    async fn offset_map_without_room_for_one_key_fails_instead_of_spinning() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        let none = CleanerConfig {
+            dedupe_buffer_size: 0,
+            ..CleanerConfig::default()
+        };
+        let r = f
+            .cleaner
+            .clean_filthiest(std::slice::from_ref(&f.log), &none, f.now())
+            .await;
+        assert!(r.is_err());
+        // The partition is then skipped rather than retried in a loop.
+        assert!(f.clean(&CleanerConfig::default()).await.is_none());
     }
 
     #[tokio::test]
