@@ -66,6 +66,14 @@ pub struct Metrics {
     pub log_fsyncs_total: IntCounter,
     /// Record batches appended to partition logs.
     pub log_appended_batches_total: IntCounter,
+    /// Log cleaner passes that cleaned a partition (Kafka's LogCleaner, compaction).
+    pub log_cleaner_passes_total: IntCounter,
+    /// Segment bytes the log cleaner read (offset map building and cleaning).
+    pub log_cleaner_read_bytes_total: IntCounter,
+    /// Bytes of cleaned segments the log cleaner wrote.
+    pub log_cleaner_written_bytes_total: IntCounter,
+    /// Records the log cleaner removed (superseded, expired tombstones, keyless).
+    pub log_cleaner_removed_records_total: IntCounter,
     /// Open client connections per listener.
     pub server_active_connections: IntGaugeVec,
     /// Connections accepted per listener (its rate is the connection rate).
@@ -182,6 +190,26 @@ impl Metrics {
                 &r,
                 "sluice_log_appended_batches_total",
                 "record batches appended to partition logs",
+            ),
+            log_cleaner_passes_total: counter(
+                &r,
+                "sluice_log_cleaner_passes_total",
+                "log cleaner passes that cleaned a compacted partition",
+            ),
+            log_cleaner_read_bytes_total: counter(
+                &r,
+                "sluice_log_cleaner_read_bytes_total",
+                "segment bytes read by the log cleaner",
+            ),
+            log_cleaner_written_bytes_total: counter(
+                &r,
+                "sluice_log_cleaner_written_bytes_total",
+                "bytes of cleaned segments written by the log cleaner",
+            ),
+            log_cleaner_removed_records_total: counter(
+                &r,
+                "sluice_log_cleaner_removed_records_total",
+                "records removed by the log cleaner",
             ),
             server_active_connections: gauge_vec(
                 &r,

@@ -311,6 +311,13 @@ pub struct Config {
     pub log_cleaner_max_compaction_lag_ms: i64,
     /// `log.cleaner.min.cleanable.ratio` (0.5).
     pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size` (134217728): offset map memory of all cleaner threads.
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.io.buffer.load.factor` (0.9).
+    pub log_cleaner_io_buffer_load_factor: f64,
+    /// `log.cleaner.threads` (1); passes run one at a time, the dedupe buffer is shared as
+    /// Kafka shares it.
+    pub log_cleaner_threads: i32,
     /// `log.preallocate` (false).
     pub log_preallocate: bool,
     /// `log.message.timestamp.type` (CreateTime).
@@ -1336,6 +1343,14 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
             0.0,
             1.0,
         )?,
+        log_cleaner_dedupe_buffer_size: r.long("log.cleaner.dedupe.buffer.size", 134_217_728, 0)?,
+        log_cleaner_io_buffer_load_factor: r.double(
+            "log.cleaner.io.buffer.load.factor",
+            "0.9",
+            0.0,
+            1.0,
+        )?,
+        log_cleaner_threads: r.int("log.cleaner.threads", 1, 0)?,
         log_preallocate: r.bool("log.preallocate", false)?,
         log_message_timestamp_type,
         log_message_timestamp_before_max_ms: r.long(

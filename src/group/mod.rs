@@ -776,6 +776,11 @@ impl GroupCoordinator {
                 }
                 let mut next = offset;
                 while !bytes.is_empty() {
+                    // The log cleaner leaves empty batches (the last of a segment); their
+                    // last offset still moves the replay on.
+                    if let Ok(h) = crate::protocol::record_batch::parse_header(&bytes) {
+                        next = next.max(h.last_offset() + 1);
+                    }
                     let set = RecordBatchDecoder::decode(&mut bytes)
                         .map_err(|e| Error::CorruptMessage(format!("{OFFSETS_TOPIC}: {e}")))?;
                     for record in set.records {
@@ -863,9 +868,6 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> crate::error::Result<Arc<T
         "segment.bytes".to_string(),
         broker.config.offsets_topic_segment_bytes.to_string(),
     );
-    // The log cleaner does not exist yet and retention ignores cleanup.policy: keep every
-    // record rather than let time retention drop committed offsets.
-    configs.insert("retention.ms".to_string(), "-1".to_string());
     let created = broker
         .create_topic(CreateTopic {
             name: OFFSETS_TOPIC.to_string(),

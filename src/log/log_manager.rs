@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::log::cleaner::{CleanStats, CleanerConfig, LogCleaner};
 use crate::log::disk::Disk;
 use crate::log::partition::{Partition, PartitionId};
 use crate::log::LogConfig;
@@ -44,6 +45,8 @@ pub struct LogManager {
     cluster_id: String,
     /// BTreeMap: iteration order (flush_all, partitions) is by name, never by hash.
     partitions: Mutex<PartitionMap>,
+    /// The log cleaner's state (checkpoints of cleaned offsets per log dir).
+    cleaner: LogCleaner,
     /// Open lock files; the advisory locks last as long as these handles.
     _dir_locks: Vec<File>,
     /// One writer of `log-start-offset-checkpoint` at a time (DeleteRecords).
@@ -90,7 +93,9 @@ impl LogManager {
                 write_meta_properties(dir, &cluster_id, node_id)?;
             }
         }
+        let cleaner = LogCleaner::open(Arc::clone(&disk), metrics.clone(), &log_dirs);
         let manager = LogManager {
+            cleaner,
             log_dirs,
             disk,
             clock,
@@ -103,6 +108,23 @@ impl LogManager {
         };
         manager.load_partitions()?;
         Ok(manager)
+    }
+
+    /// The log cleaner (checkpoints; tests).
+    pub fn cleaner(&self) -> &LogCleaner {
+        &self.cleaner
+    }
+
+    /// One log cleaner pass over the dirtiest compacted partition, if any needs it.
+    pub async fn clean_once(
+        &self,
+        config: &CleanerConfig,
+    ) -> Result<Option<(Arc<Partition>, CleanStats)>> {
+        let partitions = self.partitions();
+        self.cleaner.retain_partitions(&partitions);
+        self.cleaner
+            .clean_filthiest(&partitions, config, self.clock.wall_ms())
+            .await
     }
 
     pub fn cluster_id(&self) -> &str {

@@ -12,6 +12,7 @@
 //! index entry on. After a clean shutdown (`.kafka_cleanshutdown` in the log dir) the active
 //! segment is loaded through its index files like the others.
 
+pub mod cleaner;
 pub mod disk;
 pub mod index;
 pub mod log_manager;
@@ -38,7 +39,7 @@ pub enum TimestampType {
 
 /// Per-partition log settings; the broker fills it from `log.*` broker configs and topic
 /// overrides. Defaults are Kafka's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment before it would exceed this size.
     pub segment_bytes: u64,
@@ -70,14 +71,25 @@ pub struct LogConfig {
     /// `sluice.producer.ids.max.per.partition`: producer ids whose state one partition keeps;
     /// beyond it the one idle longest is forgotten.
     pub producer_ids_max: usize,
-    /// `cleanup.policy` contains `compact`: every produced record must have a key.
-    pub compact: bool,
     /// `compression.type` as the codec the broker recompresses to (KIP-390 level included);
     /// None for `producer`, which keeps the producer's codec.
     pub compression: Option<TargetCompression>,
     /// `sluice.decompressed.batch.max.bytes`: the most bytes one batch may decompress to where
     /// a policy needs its records (a client must not make the broker allocate without bound).
     pub decompressed_batch_max_bytes: usize,
+    /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes apply.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the latest record per key,
+    /// and every produced record must have a key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the clean that first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a clean.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty share of the log above which it is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -97,9 +109,14 @@ impl Default for LogConfig {
             retention_bytes: -1,
             producer_id_expiration_ms: 86_400_000,
             producer_ids_max: 10_000,
-            compact: false,
             compression: None,
             decompressed_batch_max_bytes: 104_857_600,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -111,7 +128,13 @@ impl LogConfig {
         let never_if_max = |v: i64| (v != i64::MAX && v >= 0).then_some(v);
         LogConfig {
             segment_bytes: e.segment_bytes,
-            segment_ms: e.segment_ms,
+            // Kafka rolls a compacted log by max.compaction.lag.ms too, so that no record stays
+            // in the active segment (which is never cleaned) longer than that lag (KIP-354).
+            segment_ms: if e.cleanup_policy.compact {
+                e.segment_ms.min(e.max_compaction_lag_ms)
+            } else {
+                e.segment_ms
+            },
             max_message_bytes: e.max_message_bytes,
             index_interval_bytes: e.index_interval_bytes,
             segment_index_bytes: e.segment_index_bytes,
@@ -125,8 +148,13 @@ impl LogConfig {
             message_timestamp_after_max_ms: e.message_timestamp_after_max_ms,
             retention_ms: e.retention_ms,
             retention_bytes: e.retention_bytes,
-            compact: e.cleanup_policy.compact,
             compression: target_compression(e),
+            cleanup_delete: e.cleanup_policy.delete,
+            cleanup_compact: e.cleanup_policy.compact,
+            delete_retention_ms: e.delete_retention_ms,
+            min_compaction_lag_ms: e.min_compaction_lag_ms,
+            max_compaction_lag_ms: e.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: e.min_cleanable_dirty_ratio,
             ..LogConfig::default()
         }
     }

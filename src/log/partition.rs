@@ -139,6 +139,9 @@ impl Partition {
         disk.create_dir_all(&dir)?;
         let now_ms = clock.wall_ms();
         let mut pending_dir_syncs = BTreeSet::new();
+        // A clean interrupted before its swap leaves a `.cleaned` copy; the segment it was
+        // made from is intact, so the copy goes.
+        crate::log::cleaner::remove_leftovers(disk.as_ref(), &dir)?;
         let bases = segment_bases(disk.as_ref(), &dir)?;
         let segments = if bases.is_empty() {
             let (log_path, _, _) = segment_paths(&dir, 0);
@@ -653,9 +656,14 @@ impl Partition {
                 } else {
                     seg.created_ms
                 };
-                let expired = config.retention_ms >= 0 && now_ms - newest_ms > config.retention_ms;
-                let over_size = u64::try_from(config.retention_bytes)
-                    .is_ok_and(|limit| remaining_bytes - seg.size >= limit);
+                // Time and size retention belong to cleanup.policy=delete (Kafka's
+                // deleteOldSegments); a compact-only log loses segments only below its start.
+                let expired = config.cleanup_delete
+                    && config.retention_ms >= 0
+                    && now_ms - newest_ms > config.retention_ms;
+                let over_size = config.cleanup_delete
+                    && u64::try_from(config.retention_bytes)
+                        .is_ok_and(|limit| remaining_bytes - seg.size >= limit);
                 let below_start = seg.next_offset <= st.log_start_offset;
                 if !(expired || over_size || below_start) {
                     break;
@@ -681,6 +689,72 @@ impl Partition {
                 segment = seg.base_offset, "deleted segment by retention");
         }
         Ok(removed.len())
+    }
+
+    /// What the log cleaner works from, taken under the lock: the config, the log start
+    /// offset, read-only copies of the non-active segments (oldest first), the active
+    /// segment's base, and each producer's last batch offset.
+    pub(crate) fn cleaner_view(&self) -> CleanerView {
+        let st = lock(&self.state);
+        let n = st.segments.len();
+        let segments = st.segments[..n.saturating_sub(1)]
+            .iter()
+            .map(|s| Segment {
+                size: s.size,
+                next_offset: s.next_offset,
+                max_timestamp: s.max_timestamp,
+                first_batch_timestamp: s.first_batch_timestamp,
+                ..Segment::new(s.base_offset, Arc::clone(&s.log), 1, s.created_ms)
+            })
+            .collect();
+        CleanerView {
+            config: st.config.clone(),
+            log_start_offset: st.log_start_offset,
+            active_base_offset: st
+                .segments
+                .last()
+                .map_or(st.log_end_offset, |s| s.base_offset),
+            segments,
+            producer_last_offsets: st.producers.last_batch_offsets(),
+            online: st.offline.is_none(),
+        }
+    }
+
+    /// Swaps the log cleaner's copy `cleaned` (synced, at `cleaned_path`, scanned into
+    /// `segment`) in for the non-active segment of the same base offset whose file is still
+    /// `old_log`: one rename over the `.log` under the partition lock, so readers and writers
+    /// wait no longer than that. Readers holding the old file keep reading it. Returns false,
+    /// changing nothing, when that segment is gone or changed meanwhile (retention,
+    /// truncation, deletion); the caller then discards the copy. The directory sync that
+    /// makes the swap durable is the caller's.
+    pub(crate) fn replace_segment(
+        &self,
+        old_log: &Arc<dyn DiskFile>,
+        cleaned_path: &Path,
+        mut segment: Segment,
+    ) -> Result<bool> {
+        let mut st = lock(&self.state);
+        let base = segment.base_offset;
+        let n = st.segments.len();
+        let Some(i) = st.segments.iter().position(|s| s.base_offset == base) else {
+            return Ok(false);
+        };
+        if st.offline.is_some() || i + 1 == n || !Arc::ptr_eq(&st.segments[i].log, old_log) {
+            return Ok(false);
+        }
+        // Index files of the old bytes must not outlive them: recovery rebuilds missing ones.
+        remove_index_files(self.disk.as_ref(), &self.dir, base)?;
+        let (log_path, index_path, time_index_path) = segment_paths(&self.dir, base);
+        self.disk.rename(cleaned_path, &log_path)?;
+        segment.created_ms = st.segments[i].created_ms;
+        st.segments[i] = segment;
+        st.pending_dir_syncs.insert(self.dir.clone());
+        st.segments[i].write_indexes(self.disk.as_ref(), &self.dir)?;
+        for path in [index_path, time_index_path] {
+            let file = self.disk.open(&path, false)?;
+            st.pending_file_syncs.push(file);
+        }
+        Ok(true)
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark).
@@ -883,15 +957,33 @@ impl Partition {
             usize::try_from((size - position).min(want as u64)).map_err(std::io::Error::other)?;
         let mut buf = BytesMut::zeroed(len);
         probe.log.read_at(position, &mut buf)?;
-        // Keep whole batches below the high watermark.
-        let mut keep = 0;
-        for (at, header, batch) in BatchIter::new(&buf, false) {
-            if header.base_offset >= max_offset_exclusive {
-                break;
-            }
-            keep = at + batch.len();
-        }
+        let keep = whole_batches_below(&buf, max_offset_exclusive);
+        let mut rest_taken = keep == len && position + len as u64 == size;
         buf.truncate(keep);
+        // Fill the rest of `max_bytes` from the following segments. A compacted segment may be
+        // left with one empty batch, and librdkafka does not move past a response holding only
+        // empty batches (it grows its fetch size instead), so never stop at one.
+        let mut base = probe.base_offset;
+        while rest_taken && buf.len() + crate::protocol::record_batch::BATCH_HEADER_LEN <= want {
+            let next = {
+                let st = lock(&self.state);
+                st.segments
+                    .iter()
+                    .find(|s| s.base_offset > base)
+                    .map(probe_of)
+            };
+            let Some(seg) = next else {
+                break;
+            };
+            base = seg.base_offset;
+            let n = usize::try_from(seg.size.min((want - buf.len()) as u64))
+                .map_err(std::io::Error::other)?;
+            let mut more = vec![0u8; n];
+            seg.log.read_at(0, &mut more)?;
+            let keep = whole_batches_below(&more, max_offset_exclusive);
+            rest_taken = keep == n && n as u64 == seg.size;
+            buf.extend_from_slice(&more[..keep]);
+        }
         Ok(buf.freeze())
     }
 
@@ -959,6 +1051,18 @@ impl Partition {
     }
 }
 
+/// A partition as the log cleaner sees it (see [`Partition::cleaner_view`]).
+#[derive(Debug)]
+pub(crate) struct CleanerView {
+    pub config: LogConfig,
+    pub log_start_offset: i64,
+    pub active_base_offset: i64,
+    /// Non-active segments, oldest first: copies sharing the file handle.
+    pub segments: Vec<Segment>,
+    pub producer_last_offsets: std::collections::BTreeMap<i64, i64>,
+    pub online: bool,
+}
+
 /// Headers of complete v2 batches covering all of `records`; CorruptMessage otherwise.
 fn check_framing(records: &[u8]) -> Result<Vec<BatchHeader>> {
     let mut iter = BatchIter::new(records, false);
@@ -970,6 +1074,19 @@ fn check_framing(records: &[u8]) -> Result<Vec<BatchHeader>> {
         ));
     }
     Ok(headers)
+}
+
+/// Length of the leading whole batches of `buf` that start below `max_offset_exclusive` (the
+/// high watermark).
+fn whole_batches_below(buf: &[u8], max_offset_exclusive: i64) -> usize {
+    let mut keep = 0;
+    for (at, header, batch) in BatchIter::new(buf, false) {
+        if header.base_offset >= max_offset_exclusive {
+            break;
+        }
+        keep = at + batch.len();
+    }
+    keep
 }
 
 /// A read-only copy of what a reader needs from a segment, taken under the lock.

@@ -137,6 +137,15 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Each producer's last batch's last offset: the log cleaner keeps that batch (empty if
+    /// need be) so that its sequence survives compaction (Kafka's lastRecordsOfActiveProducers).
+    pub fn last_batch_offsets(&self) -> BTreeMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Checks the batches of one client append, in order, as if each earlier one had been
     /// appended. A batch without producer id is not checked. The first duplicate found makes
     /// the whole append a duplicate (Kafka returns early the same way); clients send one batch

@@ -208,6 +208,21 @@ impl Segment {
         Ok((seg, end))
     }
 
+    /// Builds a segment's state by scanning an open file whole with CRC checks: the log
+    /// cleaner's `.cleaned` copy, before it is swapped in under the segment's name.
+    pub fn scan_file(
+        log: Arc<dyn DiskFile>,
+        base_offset: i64,
+        segment_index_bytes: u64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<(Segment, ScanEnd)> {
+        let file_len = log.len()?;
+        let mut seg = Segment::new(base_offset, log, segment_index_bytes, now_ms);
+        let end = seg.scan_from(0, base_offset, file_len, index_interval_bytes)?;
+        Ok((seg, end))
+    }
+
     /// Index-assisted load; None when the index files are missing or inconsistent.
     fn try_load_indexes(
         &mut self,

@@ -89,7 +89,7 @@ fn needs_records(h: &BatchHeader, config: &LogConfig, now_ms: i64, recompress: b
         && (config.message_timestamp_before_max_ms != i64::MAX
             || !timestamp_in_bounds(h.base_timestamp, config, now_ms)
             || !timestamp_in_bounds(h.max_timestamp, config, now_ms));
-    recompress || config.compact || h.is_log_append_time() || create_time_needs_records
+    recompress || config.cleanup_compact || h.is_log_append_time() || create_time_needs_records
 }
 
 /// Kafka's `recordHasInvalidTimestamp`; -1 (no timestamp) is always accepted.
@@ -112,7 +112,7 @@ fn check_records(
     let mut errors = Vec::new();
     let mut invalid_timestamp = false;
     for_each_record(body, h.records_count, |index, record| {
-        if config.compact && !record.has_key {
+        if config.cleanup_compact && !record.has_key {
             errors.push(RecordError {
                 batch_index: index,
                 message: format!(
@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn keyless_records_on_a_compacted_topic_are_invalid_record_with_their_indexes() {
         let config = LogConfig {
-            compact: true,
+            cleanup_compact: true,
             ..LogConfig::default()
         };
         for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn declared_count_must_match_the_records() {
         let config = LogConfig {
-            compact: true,
+            cleanup_compact: true,
             ..LogConfig::default()
         };
         let mut b = batch_with(3, NOW, Compression::None);
@@ -520,7 +520,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let config = LogConfig {
-            compact: true,
+            cleanup_compact: true,
             ..LogConfig::default()
         };
         let valid = batch_with(4, NOW, Compression::None);

@@ -111,6 +111,9 @@ impl Server {
         let broker = Broker::start(config, local_addr, disk, clock).await?;
         tasks.spawn(accept_loop(listener, broker.clone(), tasks.clone()));
         tasks.spawn(log_scheduler(broker.clone()));
+        if broker.config.log_cleaner_enable {
+            tasks.spawn(log_cleaner(broker.clone()));
+        }
         tasks.spawn(crate::group::run_timers(broker.clone()));
         http_state.set_ready(broker.clone());
         cancel_http.0 = None;
@@ -279,6 +282,41 @@ async fn log_scheduler(broker: Arc<Broker>) {
             _ = flush.tick() => flush_due(&broker).await,
             _ = retention.tick() => apply_retention(&broker),
             _ = expiry.tick() => expire_producers(&broker),
+        }
+    }
+}
+
+/// Kafka's log cleaner thread: cleans the dirtiest compacted log, again at once while one
+/// needs it, otherwise waits `log.cleaner.backoff.ms`. A failed clean is logged and that
+/// partition skipped until restart (Kafka marks it uncleanable).
+async fn log_cleaner(broker: Arc<Broker>) {
+    let config = crate::log::cleaner::CleanerConfig {
+        dedupe_buffer_size: u64::try_from(broker.config.log_cleaner_dedupe_buffer_size)
+            .unwrap_or(0),
+        io_buffer_load_factor: broker.config.log_cleaner_io_buffer_load_factor,
+        threads: u64::try_from(broker.config.log_cleaner_threads.max(1)).unwrap_or(1),
+    };
+    let backoff = std::time::Duration::from_millis(
+        u64::try_from(broker.config.log_cleaner_backoff_ms).unwrap_or(0),
+    );
+    loop {
+        let cleaned = match broker.logs.clean_once(&config).await {
+            Ok(done) => done.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "log cleaning failed; partition marked uncleanable");
+                false
+            }
+        };
+        if cleaned {
+            tokio::task::yield_now().await;
+            if broker.shutdown.is_cancelled() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
         }
     }
 }

@@ -1,0 +1,1594 @@
+//! The log cleaner (Kafka's LogCleaner, "log compaction"): a background pass that keeps, in
+//! partitions with `cleanup.policy=compact`, only the latest record of each key, removes
+//! tombstones `delete.retention.ms` after they were first cleaned (KIP-534), and remembers how
+//! far each partition is clean in `cleaner-offset-checkpoint`. It reads non-active segments
+//! through `Partition::cleaner_view` and swaps cleaned copies in with `Partition::replace_segment`.
+//!
+//! One pass (Kafka's Cleaner.doClean): pick the dirtiest compacted log, build an offset map
+//! (key hash -> latest offset) over its dirty section `[first dirty, first uncleanable)`, as much
+//! as fits in `log.cleaner.dedupe.buffer.size`, then rewrite every non-active segment that
+//! starts below the mapped end, oldest first, one segment at a time:
+//! - a record stays when its key's latest offset in the map is not later than its own, and
+//!   when it is a tombstone whose batch's delete horizon has not passed; keyless records go;
+//! - kept records keep their offsets: a rewritten batch has the same base offset, last offset
+//!   delta, producer id, epoch and base sequence (Kafka's buildRetainedRecordsInto); only the
+//!   records count, timestamps bounds, length and CRC change. Compressed batches are
+//!   decompressed and recompressed with their own codec;
+//! - a batch left empty goes, except the last batch of an idempotent producer (its sequence
+//!   must survive, Kafka's RETAIN_EMPTY) and the last batch of the segment: both stay as empty
+//!   batch headers. Keeping the segment's last batch keeps every segment ending where the next
+//!   one starts, which recovery checks (a departure from Kafka, which merges segments instead).
+//!
+//! Crash safety: the copy is written to `<base>.log.cleaned` and fsynced, then renamed over
+//! `<base>.log` under the partition lock (one atomic rename: the log holds either the old or
+//! the new segment, never a mix), then the directory is fsynced. Segments are cleaned oldest
+//! first, so a crash between two swaps never leaves a removed tombstone's older value behind.
+//! Recovery deletes `.cleaned` leftovers ([`remove_leftovers`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::log::disk::{Disk, DiskFile};
+use crate::log::partition::{CleanerView, Partition};
+use crate::log::segment::{segment_paths, Segment};
+use crate::log::LogConfig;
+use crate::metrics::Metrics;
+use crate::protocol::record_batch::{
+    compute_crc, parse_header, BatchHeader, BatchIter, BATCH_HEADER_LEN, LOG_OVERHEAD,
+};
+
+/// Kafka's name of the per-log-dir file of cleaned offsets.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+/// Suffix of a cleaned segment copy before its swap (Kafka's CleanedFileSuffix).
+pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// Bytes Kafka's SkimpyOffsetMap counts per entry: a 16-byte key hash and an 8-byte offset.
+const OFFSET_MAP_ENTRY_BYTES: u64 = 24;
+/// Bytes of segment read at a time.
+const READ_CHUNK_BYTES: u64 = 1 << 20;
+/// Bytes of cleaned batches buffered before an append to the `.cleaned` file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Batch attribute bit 6: baseTimestamp holds the delete horizon (KIP-534).
+const DELETE_HORIZON_FLAG: i16 = 0x40;
+const COMPRESSION_MASK: i16 = 0x07;
+/// Field positions in a v2 batch header (see `protocol::record_batch`).
+const BATCH_LENGTH_AT: usize = 8;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const RECORDS_COUNT_AT: usize = 57;
+
+/// The broker-wide cleaner settings (`log.cleaner.*`).
+#[derive(Debug, Clone)]
+pub struct CleanerConfig {
+    /// `log.cleaner.dedupe.buffer.size`: memory for the offset maps of all cleaner threads.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.load.factor`: how full an offset map may get.
+    pub io_buffer_load_factor: f64,
+    /// `log.cleaner.threads`: the dedupe buffer is shared by this many (one pass runs at a
+    /// time here, but the per-pass share follows Kafka's division).
+    pub threads: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            dedupe_buffer_size: 134_217_728,
+            io_buffer_load_factor: 0.9,
+            threads: 1,
+        }
+    }
+}
+
+impl CleanerConfig {
+    /// Keys one pass may map: Kafka's slots (memory / 24 bytes) times the load factor.
+    pub fn offset_map_entries_max(&self) -> usize {
+        let memory = self.dedupe_buffer_size / self.threads.max(1);
+        let slots = memory / OFFSET_MAP_ENTRY_BYTES;
+        usize::try_from((slots as f64 * self.io_buffer_load_factor) as u64).unwrap_or(usize::MAX)
+    }
+}
+
+/// Key hash -> latest offset of the dirty section, bounded (Kafka's SkimpyOffsetMap).
+#[derive(Debug)]
+pub struct OffsetMap {
+    entries: HashMap<[u8; 16], i64>,
+    entries_max: usize,
+    /// Largest offset put, -1 when empty.
+    latest_offset: i64,
+}
+
+fn key_hash(key: &[u8]) -> [u8; 16] {
+    // 128 bits from two SipHash runs (Kafka uses MD5): collisions, which would drop a live
+    // key, are as unlikely as Kafka's. Only looked up, never iterated.
+    let mut out = [0u8; 16];
+    for (i, salt) in [0x5u8, 0xa].into_iter().enumerate() {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        key.hash(&mut h);
+        out[i * 8..i * 8 + 8].copy_from_slice(&h.finish().to_be_bytes());
+    }
+    out
+}
+
+impl OffsetMap {
+    pub fn new(entries_max: usize) -> Self {
+        OffsetMap {
+            entries: HashMap::new(),
+            entries_max,
+            latest_offset: -1,
+        }
+    }
+
+    /// Records `offset` as the latest of `key`; false (nothing changed) when a new key
+    /// does not fit.
+    pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
+        let hash = key_hash(key);
+        if self.entries.len() >= self.entries_max && !self.entries.contains_key(&hash) {
+            return false;
+        }
+        self.entries.insert(hash, offset);
+        self.latest_offset = self.latest_offset.max(offset);
+        true
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
+        self.entries.get(&key_hash(key)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub segments_swapped: u64,
+    /// The partition is clean below this offset now.
+    pub end_offset: i64,
+}
+
+/// Where a compacted log stands, for choosing which to clean (Kafka's LogToClean).
+#[derive(Debug)]
+struct LogToClean {
+    partition: Arc<Partition>,
+    view: CleanerView,
+    first_dirty_offset: i64,
+    first_uncleanable_offset: i64,
+    cleanable_ratio: f64,
+    cleanable_bytes: u64,
+    need_compaction_now: bool,
+}
+
+type PartitionKey = (String, i32);
+
+/// The cleaner's state: cleaned offsets per log dir and partition, tombstone horizons, and
+/// partitions given up on after an error (Kafka's LogCleanerManager).
+#[derive(Debug)]
+pub struct LogCleaner {
+    disk: Arc<dyn Disk>,
+    metrics: Metrics,
+    state: Mutex<CleanerState>,
+}
+
+#[derive(Debug, Default)]
+struct CleanerState {
+    /// Log dir -> partition -> first dirty offset, as in each dir's checkpoint file.
+    checkpoints: BTreeMap<PathBuf, BTreeMap<PartitionKey, i64>>,
+    /// Latest future delete horizon of kept tombstones, per partition: when it passes, the
+    /// log is cleaned even if not dirty enough (KIP-534). In memory only.
+    delete_horizons: BTreeMap<PartitionKey, i64>,
+    /// Partitions whose clean failed; skipped until restart (Kafka's uncleanable partitions).
+    uncleanable: BTreeSet<PartitionKey>,
+}
+
+fn lock(m: &Mutex<CleanerState>) -> MutexGuard<'_, CleanerState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Deletes `.cleaned` copies a crash left in a partition directory (their segments are intact).
+pub fn remove_leftovers(disk: &dyn Disk, dir: &Path) -> Result<()> {
+    for entry in disk.list_dir(dir)? {
+        if !entry.is_dir && entry.name.ends_with(CLEANED_FILE_SUFFIX) {
+            tracing::info!(dir = %dir.display(), file = entry.name, "removing unfinished log cleaner copy");
+            disk.remove_file(&dir.join(&entry.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn partition_key(p: &Partition) -> PartitionKey {
+    (p.topic().to_string(), p.partition())
+}
+
+fn log_dir_of(p: &Partition) -> PathBuf {
+    p.dir().parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Kafka's offset checkpoint text: version 0, the entry count, then `topic partition offset`.
+fn parse_checkpoint(text: &str) -> Option<BTreeMap<PartitionKey, i64>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut out = BTreeMap::new();
+    for line in lines.take(count) {
+        let mut parts = line.split_whitespace();
+        let topic = parts.next()?.to_string();
+        let partition: i32 = parts.next()?.parse().ok()?;
+        let offset: i64 = parts.next()?.parse().ok()?;
+        out.insert((topic, partition), offset);
+    }
+    (out.len() == count).then_some(out)
+}
+
+fn format_checkpoint(entries: &BTreeMap<PartitionKey, i64>) -> String {
+    let mut s = format!("0\n{}\n", entries.len());
+    for ((topic, partition), offset) in entries {
+        s.push_str(&format!("{topic} {partition} {offset}\n"));
+    }
+    s
+}
+
+impl LogCleaner {
+    /// Loads each log dir's `cleaner-offset-checkpoint`; an unreadable one is ignored with a
+    /// WARN (the logs are then cleaned from their start again).
+    pub fn open(disk: Arc<dyn Disk>, metrics: Metrics, log_dirs: &[PathBuf]) -> Self {
+        let mut checkpoints = BTreeMap::new();
+        for dir in log_dirs {
+            let path = dir.join(CLEANER_OFFSET_CHECKPOINT);
+            let mut entries = BTreeMap::new();
+            if disk.exists(&path) {
+                match disk
+                    .read_file(&path)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok().and_then(|t| parse_checkpoint(&t)))
+                {
+                    Some(e) => entries = e,
+                    None => {
+                        tracing::warn!(path = %path.display(), "ignoring unreadable cleaner offset checkpoint")
+                    }
+                }
+            }
+            checkpoints.insert(dir.clone(), entries);
+        }
+        LogCleaner {
+            disk,
+            metrics,
+            state: Mutex::new(CleanerState {
+                checkpoints,
+                ..CleanerState::default()
+            }),
+        }
+    }
+
+    /// The checkpointed first dirty offset of a partition (tests, tools).
+    pub fn checkpointed_offset(&self, p: &Partition) -> Option<i64> {
+        lock(&self.state)
+            .checkpoints
+            .get(&log_dir_of(p))
+            .and_then(|m| m.get(&partition_key(p)).copied())
+    }
+
+    /// Kafka's grabFilthiestCompactedLog: among compacted, cleanable partitions, the one with
+    /// the highest dirty ratio above its `min.cleanable.dirty.ratio` (or any with a record
+    /// past `max.compaction.lag.ms`); failing that, one whose tombstones' delete horizon has
+    /// passed. Then cleans it. Returns the partition and what was done, None when nothing
+    /// needed cleaning.
+    pub async fn clean_filthiest(
+        &self,
+        partitions: &[Arc<Partition>],
+        config: &CleanerConfig,
+        now_ms: i64,
+    ) -> Result<Option<(Arc<Partition>, CleanStats)>> {
+        let mut best: Option<LogToClean> = None;
+        let mut horizon_due: Option<LogToClean> = None;
+        for p in partitions {
+            let Some(ltc) = self.log_to_clean(p, now_ms) else {
+                continue;
+            };
+            let min_ratio = ltc.view.config.min_cleanable_dirty_ratio;
+            let dirty_enough = ltc.cleanable_bytes > 0
+                && (ltc.need_compaction_now || ltc.cleanable_ratio > min_ratio);
+            if dirty_enough {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| ltc.cleanable_ratio > b.cleanable_ratio)
+                {
+                    best = Some(ltc);
+                }
+            } else if horizon_due.is_none() {
+                let due = lock(&self.state)
+                    .delete_horizons
+                    .get(&partition_key(p))
+                    .is_some_and(|&h| h <= now_ms);
+                if due {
+                    horizon_due = Some(ltc);
+                }
+            }
+        }
+        let Some(ltc) = best.or(horizon_due) else {
+            return Ok(None);
+        };
+        let partition = Arc::clone(&ltc.partition);
+        match self.clean(ltc, config, now_ms).await {
+            Ok(stats) => Ok(Some((partition, stats))),
+            Err(e) => {
+                lock(&self.state)
+                    .uncleanable
+                    .insert(partition_key(&partition));
+                Err(e)
+            }
+        }
+    }
+
+    fn log_to_clean(&self, p: &Arc<Partition>, now_ms: i64) -> Option<LogToClean> {
+        let key = partition_key(p);
+        if lock(&self.state).uncleanable.contains(&key) {
+            return None;
+        }
+        let view = p.cleaner_view();
+        if !view.config.cleanup_compact || !view.online || view.segments.is_empty() {
+            return None;
+        }
+        let log_end = view.active_base_offset;
+        let checkpoint = self.checkpointed_offset(p).unwrap_or(view.log_start_offset);
+        // Kafka resets a checkpoint outside the log (truncated or recreated) to the log start.
+        let first_dirty_offset = if checkpoint < view.log_start_offset || checkpoint > log_end {
+            view.log_start_offset
+        } else {
+            checkpoint
+        };
+        // Records newer than min.compaction.lag.ms stay dirty (KIP-354): the log is cleanable
+        // up to the first segment holding one, and never into the active segment.
+        let lag = view.config.min_compaction_lag_ms;
+        let first_uncleanable_offset = view
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > first_dirty_offset)
+            .find(|s| lag > 0 && s.max_timestamp > now_ms.saturating_sub(lag))
+            .map_or(view.active_base_offset, |s| s.base_offset)
+            .max(first_dirty_offset);
+        let mut clean_bytes = 0;
+        let mut cleanable_bytes = 0;
+        let mut earliest_dirty_ts = i64::MAX;
+        for s in &view.segments {
+            if s.next_offset <= first_dirty_offset {
+                clean_bytes += s.size;
+            } else if s.base_offset < first_uncleanable_offset {
+                cleanable_bytes += s.size;
+            }
+            if s.next_offset > first_dirty_offset {
+                if let Some(ts) = s.first_batch_timestamp.filter(|&t| t >= 0) {
+                    earliest_dirty_ts = earliest_dirty_ts.min(ts);
+                }
+            }
+        }
+        let total = clean_bytes + cleanable_bytes;
+        let cleanable_ratio = if total == 0 {
+            0.0
+        } else {
+            cleanable_bytes as f64 / total as f64
+        };
+        let max_lag = view.config.max_compaction_lag_ms;
+        let need_compaction_now =
+            earliest_dirty_ts != i64::MAX && now_ms.saturating_sub(earliest_dirty_ts) > max_lag;
+        Some(LogToClean {
+            partition: Arc::clone(p),
+            view,
+            first_dirty_offset,
+            first_uncleanable_offset,
+            cleanable_ratio,
+            cleanable_bytes,
+            need_compaction_now,
+        })
+    }
+
+    /// Cleans one log: offset map over the dirty section, then each segment below the mapped
+    /// end rewritten and swapped, then the checkpoint moved to that end.
+    async fn clean(
+        &self,
+        ltc: LogToClean,
+        config: &CleanerConfig,
+        now_ms: i64,
+    ) -> Result<CleanStats> {
+        let p = &ltc.partition;
+        let view = &ltc.view;
+        let mut stats = CleanStats::default();
+        let mut map = OffsetMap::new(config.offset_map_entries_max());
+        let end_offset = build_offset_map(
+            view,
+            ltc.first_dirty_offset,
+            ltc.first_uncleanable_offset,
+            &mut map,
+            &mut stats,
+        )
+        .await?;
+        if end_offset <= ltc.first_dirty_offset && ltc.first_uncleanable_offset > end_offset {
+            // Not one key fits: cleaning would never advance (Kafka refuses such a buffer).
+            return Err(Error::InvalidConfig(format!(
+                "log.cleaner.dedupe.buffer.size leaves room for {} keys: nothing can be cleaned",
+                config.offset_map_entries_max()
+            )));
+        }
+        let mut latest_horizon: Option<i64> = None;
+        for seg in view.segments.iter().filter(|s| s.base_offset < end_offset) {
+            let outcome = self
+                .clean_segment(p, seg, &map, &view.config, view, now_ms, &mut stats)
+                .await?;
+            if let Some(h) = outcome {
+                latest_horizon = Some(latest_horizon.map_or(h, |l: i64| l.max(h)));
+            }
+        }
+        stats.end_offset = end_offset;
+        self.finish(p, end_offset, latest_horizon).await?;
+        self.metrics.log_cleaner_passes_total.inc();
+        self.metrics
+            .log_cleaner_read_bytes_total
+            .inc_by(stats.bytes_read);
+        self.metrics
+            .log_cleaner_written_bytes_total
+            .inc_by(stats.bytes_written);
+        self.metrics
+            .log_cleaner_removed_records_total
+            .inc_by(stats.records_removed);
+        tracing::info!(
+            topic = p.topic(),
+            partition = p.partition(),
+            first_dirty_offset = ltc.first_dirty_offset,
+            end_offset,
+            keys = map.len(),
+            bytes_read = stats.bytes_read,
+            bytes_written = stats.bytes_written,
+            records_removed = stats.records_removed,
+            segments_swapped = stats.segments_swapped,
+            "cleaned log"
+        );
+        Ok(stats)
+    }
+
+    /// Rewrites one segment into `<base>.log.cleaned` and swaps it in when anything changed.
+    /// Returns the latest future delete horizon of the tombstones it keeps.
+    #[allow(clippy::too_many_arguments)]
+    async fn clean_segment(
+        &self,
+        p: &Partition,
+        seg: &Segment,
+        map: &OffsetMap,
+        config: &LogConfig,
+        view: &CleanerView,
+        now_ms: i64,
+        stats: &mut CleanStats,
+    ) -> Result<Option<i64>> {
+        let dir = p.dir();
+        let (log_path, _, _) = segment_paths(dir, seg.base_offset);
+        let cleaned_path = PathBuf::from(format!("{}{CLEANED_FILE_SUFFIX}", log_path.display()));
+        let mut out: Option<Arc<dyn DiskFile>> = None;
+        let mut pending = Vec::new();
+        let mut written = 0u64;
+        let mut changed = false;
+        let mut horizon: Option<i64> = None;
+        let mut reader = SegmentReader::new(seg);
+        while let Some(chunk) = reader.next_chunk()? {
+            stats.bytes_read += chunk.len() as u64;
+            for (_, header, batch) in BatchIter::new(&chunk, false) {
+                let retain_empty = header.last_offset() + 1 >= seg.next_offset
+                    || (header.has_producer_id()
+                        && view.producer_last_offsets.get(&header.producer_id)
+                            == Some(&header.last_offset()));
+                let decision = clean_batch(
+                    batch,
+                    &header,
+                    map,
+                    now_ms,
+                    config.delete_retention_ms,
+                    retain_empty,
+                )?;
+                stats.records_removed += decision.removed;
+                if let Some(h) = decision.horizon.filter(|&h| h > now_ms) {
+                    horizon = Some(horizon.map_or(h, |x: i64| x.max(h)));
+                }
+                let bytes: &[u8] = match &decision.rewrite {
+                    Rewrite::Keep => batch,
+                    Rewrite::Drop => {
+                        changed = true;
+                        continue;
+                    }
+                    Rewrite::Replace(b) => {
+                        changed = true;
+                        b
+                    }
+                };
+                pending.extend_from_slice(bytes);
+                if pending.len() >= WRITE_BUFFER_BYTES {
+                    let file = self.cleaned_file(&mut out, &cleaned_path)?;
+                    file.append(&pending)?;
+                    written += pending.len() as u64;
+                    pending.clear();
+                }
+            }
+            // The cleaner shares the runtime with requests: let them in between chunks.
+            tokio::task::yield_now().await;
+        }
+        if !changed {
+            if out.is_some() {
+                self.disk.remove_file(&cleaned_path)?;
+            }
+            return Ok(horizon);
+        }
+        let file = self.cleaned_file(&mut out, &cleaned_path)?;
+        file.append(&pending)?;
+        written += pending.len() as u64;
+        // Durable before the rename: a crash must never swap in a copy that is not all there.
+        file.sync().await?;
+        let (segment, end) = Segment::scan_file(
+            Arc::clone(&file),
+            seg.base_offset,
+            config.segment_index_bytes,
+            config.index_interval_bytes,
+            seg.created_ms,
+        )?;
+        if end.torn.is_some()
+            || end.valid_bytes != written
+            || segment.next_offset != seg.next_offset
+        {
+            self.disk.remove_file(&cleaned_path)?;
+            return Err(Error::CorruptMessage(format!(
+                "cleaned copy of segment {} does not scan back ({:?})",
+                seg.base_offset, end.torn
+            )));
+        }
+        if !p.replace_segment(&seg.log, &cleaned_path, segment)? {
+            self.disk.remove_file(&cleaned_path)?;
+            return Ok(None);
+        }
+        self.disk.sync_dir(dir).await?;
+        stats.bytes_written += written;
+        stats.segments_swapped += 1;
+        Ok(horizon)
+    }
+
+    fn cleaned_file(
+        &self,
+        out: &mut Option<Arc<dyn DiskFile>>,
+        path: &Path,
+    ) -> Result<Arc<dyn DiskFile>> {
+        if let Some(f) = out {
+            return Ok(Arc::clone(f));
+        }
+        let f = self.disk.open(path, true)?;
+        f.truncate(0)?;
+        *out = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Moves the partition's checkpoint to `end_offset` and writes its log dir's checkpoint
+    /// file (temp file, fsync, rename, directory fsync, as Kafka's CheckpointFile).
+    async fn finish(&self, p: &Partition, end_offset: i64, horizon: Option<i64>) -> Result<()> {
+        let dir = log_dir_of(p);
+        let key = partition_key(p);
+        let text = {
+            let mut st = lock(&self.state);
+            match horizon {
+                Some(h) => st.delete_horizons.insert(key.clone(), h),
+                None => st.delete_horizons.remove(&key),
+            };
+            let entries = st.checkpoints.entry(dir.clone()).or_default();
+            entries.insert(key, end_offset);
+            format_checkpoint(entries)
+        };
+        let tmp = dir.join(format!("{CLEANER_OFFSET_CHECKPOINT}.tmp"));
+        self.disk.write_file(&tmp, text.as_bytes())?;
+        self.disk.open(&tmp, false)?.sync().await?;
+        self.disk
+            .rename(&tmp, &dir.join(CLEANER_OFFSET_CHECKPOINT))?;
+        self.disk.sync_dir(&dir).await?;
+        Ok(())
+    }
+
+    /// Forgets partitions that no longer exist (deleted topics), so their checkpoints go.
+    pub fn retain_partitions(&self, partitions: &[Arc<Partition>]) {
+        let live: BTreeSet<(PathBuf, PartitionKey)> = partitions
+            .iter()
+            .map(|p| (log_dir_of(p), partition_key(p)))
+            .collect();
+        let mut st = lock(&self.state);
+        for (dir, entries) in st.checkpoints.iter_mut() {
+            entries.retain(|k, _| live.contains(&(dir.clone(), k.clone())));
+        }
+        st.delete_horizons
+            .retain(|k, _| live.iter().any(|(_, lk)| lk == k));
+    }
+}
+
+/// Reads a segment's batches a chunk of whole batches at a time, up to its size at the view.
+struct SegmentReader<'a> {
+    seg: &'a Segment,
+    position: u64,
+}
+
+impl<'a> SegmentReader<'a> {
+    fn new(seg: &'a Segment) -> Self {
+        SegmentReader { seg, position: 0 }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        let size = self.seg.size;
+        if self.position + BATCH_HEADER_LEN as u64 > size {
+            return Ok(None);
+        }
+        let want = (size - self.position).min(READ_CHUNK_BYTES);
+        let mut buf = vec![0u8; usize::try_from(want).map_err(std::io::Error::other)?];
+        self.seg.log.read_at(self.position, &mut buf)?;
+        let mut iter = BatchIter::new(&buf, false);
+        let whole = iter.by_ref().count();
+        let mut consumed = iter.position();
+        if whole == 0 {
+            // One batch larger than a chunk: read exactly it.
+            let header = parse_header(&buf)?;
+            let len = header.size_bytes() as u64;
+            if len < BATCH_HEADER_LEN as u64 || self.position + len > size {
+                return Err(Error::CorruptMessage(format!(
+                    "segment {} has a bad batch at position {}",
+                    self.seg.base_offset, self.position
+                )));
+            }
+            buf = vec![0u8; len as usize];
+            self.seg.log.read_at(self.position, &mut buf)?;
+            consumed = buf.len();
+        }
+        buf.truncate(consumed);
+        self.position += consumed as u64;
+        Ok(Some(buf))
+    }
+}
+
+/// Kafka's buildOffsetMap: puts every keyed record of the dirty section `[first_dirty,
+/// first_uncleanable)` into `map` until it is full. Returns the end of what was mapped: the
+/// first uncleanable offset, or the offset after the last record that fit.
+async fn build_offset_map(
+    view: &CleanerView,
+    first_dirty: i64,
+    first_uncleanable: i64,
+    map: &mut OffsetMap,
+    stats: &mut CleanStats,
+) -> Result<i64> {
+    let dirty = view
+        .segments
+        .iter()
+        .filter(|s| s.next_offset > first_dirty && s.base_offset < first_uncleanable);
+    for seg in dirty {
+        let mut reader = SegmentReader::new(seg);
+        while let Some(chunk) = reader.next_chunk()? {
+            stats.bytes_read += chunk.len() as u64;
+            for (_, header, batch) in BatchIter::new(&chunk, false) {
+                if header.is_control()
+                    || header.last_offset() < first_dirty
+                    || header.base_offset >= first_uncleanable
+                {
+                    continue;
+                }
+                let records = decompress_records(batch, &header)?;
+                for r in parse_records(&records, &header)? {
+                    let offset = header.base_offset + i64::from(r.offset_delta);
+                    if offset < first_dirty || offset >= first_uncleanable {
+                        continue;
+                    }
+                    let Some(key) = r.key(&records) else {
+                        continue;
+                    };
+                    if !map.put(key, offset) {
+                        tracing::debug!(offset, keys = map.len(), "offset map full");
+                        return Ok(map.latest_offset + 1);
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(first_uncleanable)
+}
+
+/// What to do with one batch.
+#[derive(Debug)]
+enum Rewrite {
+    Keep,
+    Drop,
+    Replace(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct BatchDecision {
+    rewrite: Rewrite,
+    removed: u64,
+    /// The batch's delete horizon after cleaning, when it keeps tombstones.
+    horizon: Option<i64>,
+}
+
+/// One record inside a batch's (decompressed) records section, as byte ranges.
+#[derive(Debug, Clone)]
+struct RawRecord {
+    /// The whole record, length prefix included.
+    start: usize,
+    end: usize,
+    /// Where the bytes after the timestamp delta (offset delta .. headers) start.
+    after_timestamp: usize,
+    attributes: u8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<(usize, usize)>,
+    has_value: bool,
+}
+
+impl RawRecord {
+    fn key<'a>(&self, records: &'a [u8]) -> Option<&'a [u8]> {
+        self.key.map(|(s, e)| &records[s..e])
+    }
+}
+
+/// The decision of Kafka's Cleaner.shouldRetainRecord and MemoryRecords.filterTo for a batch.
+fn clean_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    map: &OffsetMap,
+    now_ms: i64,
+    delete_retention_ms: i64,
+    retain_empty: bool,
+) -> Result<BatchDecision> {
+    // No transactions exist on this broker; markers are kept as they are.
+    let existing_horizon =
+        (header.attributes & DELETE_HORIZON_FLAG != 0).then_some(header.base_timestamp);
+    if header.is_control() {
+        return Ok(BatchDecision {
+            rewrite: Rewrite::Keep,
+            removed: 0,
+            horizon: None,
+        });
+    }
+    let records = decompress_records(batch, header)?;
+    let parsed = parse_records(&records, header)?;
+    let drop_tombstones = existing_horizon.is_some_and(|h| now_ms >= h);
+    let retained: Vec<&RawRecord> = parsed
+        .iter()
+        .filter(|r| {
+            let offset = header.base_offset + i64::from(r.offset_delta);
+            match r.key(&records) {
+                // Kafka discards keyless records in compacted logs.
+                None => false,
+                Some(key) => {
+                    offset >= map.get(key).unwrap_or(-1) && (r.has_value || !drop_tombstones)
+                }
+            }
+        })
+        .collect();
+    let removed = (parsed.len() - retained.len()) as u64;
+    let has_tombstones = retained.iter().any(|r| !r.has_value);
+    let set_horizon = has_tombstones && existing_horizon.is_none();
+    let horizon = if set_horizon {
+        Some(now_ms.saturating_add(delete_retention_ms))
+    } else {
+        existing_horizon.filter(|_| has_tombstones)
+    };
+    let rewrite = if removed == 0 && !set_horizon {
+        Rewrite::Keep
+    } else if retained.is_empty() && !retain_empty {
+        Rewrite::Drop
+    } else if retained.is_empty() {
+        Rewrite::Replace(empty_batch(batch, header))
+    } else {
+        Rewrite::Replace(rebuild_batch(batch, header, &records, &retained, horizon)?)
+    };
+    Ok(BatchDecision {
+        rewrite,
+        removed,
+        horizon,
+    })
+}
+
+/// The header of `batch` with no records (Kafka's writeEmptyHeader): same offsets, producer
+/// id, epoch and sequence; no compression and no first timestamp.
+fn empty_batch(batch: &[u8], header: &BatchHeader) -> Vec<u8> {
+    let mut out = batch[..BATCH_HEADER_LEN].to_vec();
+    let attributes = header.attributes & !(COMPRESSION_MASK | DELETE_HORIZON_FLAG);
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    finish_header(&mut out, 0);
+    out
+}
+
+/// Sets records count, batch length and CRC of a batch whose other fields are final.
+fn finish_header(out: &mut [u8], records_count: i32) {
+    out[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&records_count.to_be_bytes());
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(out);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// `batch` with only `retained` records, recompressed with its codec. Record bytes are kept
+/// as they are unless a new delete horizon becomes the base timestamp, which rebases every
+/// record's timestamp delta (KIP-534).
+fn rebuild_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    records: &[u8],
+    retained: &[&RawRecord],
+    horizon: Option<i64>,
+) -> Result<Vec<u8>> {
+    let base_timestamp = horizon.unwrap_or(header.base_timestamp);
+    let mut body = Vec::with_capacity(records.len());
+    let mut max_timestamp = i64::MIN;
+    for r in retained {
+        let ts = header.base_timestamp.wrapping_add(r.timestamp_delta);
+        max_timestamp = max_timestamp.max(ts);
+        if base_timestamp == header.base_timestamp {
+            body.extend_from_slice(&records[r.start..r.end]);
+        } else {
+            let mut inner = Vec::with_capacity(r.end - r.start);
+            inner.push(r.attributes);
+            put_varlong(&mut inner, ts.wrapping_sub(base_timestamp));
+            inner.extend_from_slice(&records[r.after_timestamp..r.end]);
+            put_varlong(&mut body, inner.len() as i64);
+            body.extend_from_slice(&inner);
+        }
+    }
+    if header.is_log_append_time() {
+        max_timestamp = header.max_timestamp;
+    }
+    let mut out = batch[..BATCH_HEADER_LEN].to_vec();
+    let mut attributes = header.attributes;
+    if horizon.is_some() {
+        attributes |= DELETE_HORIZON_FLAG;
+    }
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    out[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    compress_into(header.compression_codec(), &body, &mut out)?;
+    finish_header(&mut out, retained.len() as i32);
+    Ok(out)
+}
+
+fn codec_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::CorruptMessage(format!("stored batch {what}: {e}"))
+}
+
+/// The records section of a batch, decompressed.
+fn decompress_records(batch: &[u8], header: &BatchHeader) -> Result<Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let mut src = Bytes::copy_from_slice(&batch[BATCH_HEADER_LEN..]);
+    let take = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
+    let out = match header.compression_codec() {
+        0 => return Ok(src),
+        1 => Gzip::decompress(&mut src, take),
+        2 => Snappy::decompress(&mut src, take),
+        3 => Lz4::decompress(&mut src, take),
+        4 => Zstd::decompress(&mut src, take),
+        c => return Err(codec_error("decompression", format!("unknown codec {c}"))),
+    };
+    out.map_err(|e| codec_error("decompression", e))
+}
+
+/// Appends `body` to `out` compressed with `codec`.
+fn compress_into(codec: i16, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    if codec == 0 {
+        out.extend_from_slice(body);
+        return Ok(());
+    }
+    let mut buf = BytesMut::new();
+    let put = |b: &mut BytesMut| {
+        b.put_slice(body);
+        Ok(())
+    };
+    let done = match codec {
+        1 => Gzip::compress(&mut buf, put),
+        2 => Snappy::compress(&mut buf, put),
+        3 => Lz4::compress(&mut buf, put),
+        4 => Zstd::compress(&mut buf, put),
+        c => return Err(codec_error("compression", format!("unknown codec {c}"))),
+    };
+    done.map_err(|e| codec_error("compression", e))?;
+    out.extend_from_slice(&buf);
+    Ok(())
+}
+
+/// Reads a zigzag varint of at most `max_bytes` bytes at `*pos`.
+fn get_varlong(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<i64> {
+    let mut raw: u64 = 0;
+    for i in 0..max_bytes {
+        let Some(&b) = buf.get(*pos) else {
+            break;
+        };
+        *pos += 1;
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    Err(Error::CorruptMessage(
+        "stored record has a bad varint".into(),
+    ))
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+    while raw >= 0x80 {
+        out.push((raw as u8 & 0x7f) | 0x80);
+        raw >>= 7;
+    }
+    out.push(raw as u8);
+}
+
+/// A length-prefixed byte field (key or value); None for length -1.
+fn get_field(buf: &[u8], pos: &mut usize) -> Result<Option<(usize, usize)>> {
+    let len = get_varlong(buf, pos, 5)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let start = *pos;
+    let end = start
+        .checked_add(usize::try_from(len).map_err(std::io::Error::other)?)
+        .filter(|&e| e <= buf.len())
+        .ok_or_else(|| Error::CorruptMessage("stored record field overruns its record".into()))?;
+    *pos = end;
+    Ok(Some((start, end)))
+}
+
+/// Splits a records section into its records (Kafka's DefaultRecord layout: length varint,
+/// attributes, timestamp delta varlong, offset delta varint, key, value, headers).
+fn parse_records(records: &[u8], header: &BatchHeader) -> Result<Vec<RawRecord>> {
+    let count = usize::try_from(header.records_count).unwrap_or(0);
+    // Each record takes at least 7 bytes: the count cannot make this allocation large.
+    let mut out = Vec::with_capacity(count.min(records.len() / 7 + 1));
+    let mut pos = 0;
+    for _ in 0..count {
+        let start = pos;
+        let len = get_varlong(records, &mut pos, 5)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| pos.checked_add(l))
+            .filter(|&e| e <= records.len())
+            .ok_or_else(|| Error::CorruptMessage("stored record overruns its batch".into()))?;
+        let body = &records[..end];
+        let attributes = *body
+            .get(pos)
+            .ok_or_else(|| Error::CorruptMessage("empty stored record".into()))?;
+        pos += 1;
+        let timestamp_delta = get_varlong(body, &mut pos, 10)?;
+        let after_timestamp = pos;
+        let offset_delta = i32::try_from(get_varlong(body, &mut pos, 5)?)
+            .map_err(|e| Error::CorruptMessage(format!("stored record offset delta: {e}")))?;
+        let key = get_field(body, &mut pos)?;
+        let has_value = get_field(body, &mut pos)?.is_some();
+        out.push(RawRecord {
+            start,
+            end,
+            after_timestamp,
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            has_value,
+        });
+        pos = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::disk::SimDisk;
+    use crate::log::partition::tests::{append_checked, test_clock, TestClock};
+    use crate::log::partition::PartitionId;
+    use crate::protocol::record_batch::check_batch;
+    use indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+    use std::sync::atomic::Ordering;
+
+    const DIR: &str = "/logs/compacted-0";
+
+    fn compact_config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1_000,
+            index_interval_bytes: 100,
+            cleanup_compact: true,
+            cleanup_delete: false,
+            delete_retention_ms: 10_000,
+            min_cleanable_dirty_ratio: 0.0,
+            ..LogConfig::default()
+        }
+    }
+
+    struct Fixture {
+        disk: SimDisk,
+        clock: Arc<TestClock>,
+        metrics: Metrics,
+        log: Arc<Partition>,
+        cleaner: LogCleaner,
+    }
+
+    impl Fixture {
+        fn new(config: LogConfig) -> Self {
+            let disk = SimDisk::new();
+            let clock = test_clock(1_000_000);
+            let metrics = Metrics::new();
+            let log = Self::open_log(&disk, &clock, &metrics, config);
+            let cleaner = Self::open_cleaner(&disk, &metrics);
+            Fixture {
+                disk,
+                clock,
+                metrics,
+                log,
+                cleaner,
+            }
+        }
+
+        fn open_log(
+            disk: &SimDisk,
+            clock: &Arc<TestClock>,
+            metrics: &Metrics,
+            config: LogConfig,
+        ) -> Arc<Partition> {
+            let id = PartitionId {
+                topic: "compacted".into(),
+                partition: 0,
+                topic_id: uuid::Uuid::from_u128(9),
+            };
+            let clock: Arc<dyn crate::clock::Clock> = clock.clone();
+            Arc::new(
+                Partition::open(
+                    id,
+                    PathBuf::from(DIR),
+                    config,
+                    Arc::new(disk.clone()),
+                    clock,
+                    metrics.clone(),
+                    false,
+                )
+                .expect("open"),
+            )
+        }
+
+        fn open_cleaner(disk: &SimDisk, metrics: &Metrics) -> LogCleaner {
+            LogCleaner::open(
+                Arc::new(disk.clone()),
+                metrics.clone(),
+                &[PathBuf::from("/logs")],
+            )
+        }
+
+        fn now(&self) -> i64 {
+            self.clock.0.load(Ordering::SeqCst)
+        }
+
+        fn advance(&self, ms: i64) {
+            self.clock.0.fetch_add(ms, Ordering::SeqCst);
+        }
+
+        async fn clean(&self, config: &CleanerConfig) -> Option<CleanStats> {
+            self.cleaner
+                .clean_filthiest(std::slice::from_ref(&self.log), config, self.now())
+                .await
+                .expect("clean")
+                .map(|(_, stats)| stats)
+        }
+    }
+
+    /// One batch of `(key, value)` records (value None = tombstone); `producer` = (id, epoch,
+    /// first sequence) for an idempotent batch.
+    fn batch(
+        records: &[(&str, Option<&str>)],
+        ts: i64,
+        compression: Compression,
+        producer: Option<(i64, i16, i32)>,
+    ) -> BytesMut {
+        let (pid, epoch, seq0) = producer.unwrap_or((-1, -1, -1));
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: if pid >= 0 {
+                    seq0 + i as i32
+                } else {
+                    i as i32 - 1
+                },
+                timestamp: ts + i as i64,
+                key: Some(Bytes::from(k.to_string())),
+                value: v.map(|v| Bytes::from(v.to_string())),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf
+    }
+
+    async fn put(
+        log: &Partition,
+        records: &[(&str, Option<&str>)],
+        ts: i64,
+        compression: Compression,
+    ) -> i64 {
+        append_checked(log, batch(records, ts, compression, None), 0)
+            .await
+            .expect("append")
+            .base_offset
+    }
+
+    /// (offset, key, value) of every record from the log start, plus each batch's header.
+    type Read = (Vec<(i64, String, Option<String>)>, Vec<BatchHeader>);
+
+    fn read_all(log: &Partition) -> Read {
+        let mut records = Vec::new();
+        let mut headers = Vec::new();
+        let mut next = log.log_start_offset();
+        while next < log.log_end_offset() {
+            let bytes = log
+                .read(next, 1 << 20, true, log.log_end_offset())
+                .expect("read");
+            assert!(!bytes.is_empty(), "a read below the end returns data");
+            for (_, h, b) in BatchIter::new(&bytes, true) {
+                check_batch(b).expect("stored batch has a valid CRC");
+                headers.push(h);
+                next = h.last_offset() + 1;
+                let mut one = Bytes::copy_from_slice(b);
+                let set = RecordBatchDecoder::decode(&mut one).expect("decodes");
+                for r in set.records {
+                    let s = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).to_string());
+                    records.push((r.offset, s(r.key).unwrap_or_default(), s(r.value)));
+                }
+            }
+        }
+        (records, headers)
+    }
+
+    fn keys(records: &[(i64, String, Option<String>)]) -> Vec<&str> {
+        records.iter().map(|(_, k, _)| k.as_str()).collect()
+    }
+
+    /// Appends `rounds` updates of keys k0..k{keys-1}, then one batch with key "last" that
+    /// lands in a new active segment. Returns the offset of each (round, key).
+    async fn fill(
+        log: &Partition,
+        keys: usize,
+        rounds: usize,
+        compression: Compression,
+    ) -> Vec<Vec<i64>> {
+        let mut offsets = Vec::new();
+        for round in 0..rounds {
+            let mut row = Vec::new();
+            for k in 0..keys {
+                let key = format!("k{k}");
+                let value = format!("v{round}-{k}");
+                row.push(put(log, &[(&key, Some(&value))], 1_000_000, compression).await);
+            }
+            offsets.push(row);
+        }
+        offsets
+    }
+
+    #[tokio::test]
+    async fn clean_keeps_latest_record_per_key_at_its_original_offset() {
+        let f = Fixture::new(compact_config());
+        let offsets = fill(&f.log, 4, 30, Compression::None).await;
+        let end = f.log.log_end_offset();
+        let active = f.log.active_segment_base_offset();
+        assert!(f.log.segment_count() > 3, "the test needs several segments");
+        let before = read_all(&f.log).0;
+        let stats = f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        assert_eq!(stats.end_offset, active, "cleaned up to the active segment");
+        assert!(stats.records_removed > 0 && stats.segments_swapped > 0);
+        let (after, _) = read_all(&f.log);
+        assert_eq!(f.log.log_end_offset(), end, "log end unchanged");
+        // Below the active segment each key appears once, with its latest value there.
+        let cleaned: Vec<_> = after.iter().filter(|r| r.0 < active).cloned().collect();
+        let mut seen = BTreeSet::new();
+        for (offset, key, value) in &cleaned {
+            assert!(
+                seen.insert(key.clone()),
+                "{key} kept twice below the active segment"
+            );
+            // Kept records are exactly the records at those offsets before the clean.
+            let original = before.iter().find(|r| r.0 == *offset).expect("same offset");
+            assert_eq!((key, value), (&original.1, &original.2));
+            let newer_before_active = before
+                .iter()
+                .any(|r| r.1 == *key && r.0 > *offset && r.0 < active);
+            assert!(!newer_before_active, "{key}@{offset} is not the latest");
+        }
+        // Records of the active segment are untouched; offsets keep increasing.
+        let tail_before: Vec<_> = before.iter().filter(|r| r.0 >= active).collect();
+        let tail_after: Vec<_> = after.iter().filter(|r| r.0 >= active).collect();
+        assert_eq!(tail_before, tail_after);
+        assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+        // The latest offset of every key survives.
+        for (k, &last) in offsets[29].iter().enumerate() {
+            assert!(after.iter().any(|r| r.0 == last), "k{k}@{last} kept");
+        }
+        assert!(f.metrics.log_cleaner_removed_records_total.get() >= stats.records_removed);
+        assert_eq!(f.metrics.log_cleaner_passes_total.get(), 1);
+        assert_eq!(f.cleaner.checkpointed_offset(&f.log), Some(active));
+        // Nothing dirty is left: no second pass.
+        assert!(f.clean(&CleanerConfig::default()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn segments_keep_ending_where_the_next_begins_so_a_restart_loads_them_all() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        let (after, _) = read_all(&f.log);
+        let end = f.log.log_end_offset();
+        f.log.flush().await.expect("flush");
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert_eq!(reopened.log_end_offset(), end);
+        assert_eq!(
+            read_all(&reopened).0,
+            after,
+            "the cleaned log survives a crash"
+        );
+        let cleaner = Fixture::open_cleaner(&f.disk, &f.metrics);
+        assert_eq!(
+            cleaner.checkpointed_offset(&reopened),
+            f.cleaner.checkpointed_offset(&f.log),
+            "the checkpoint survives a crash"
+        );
+    }
+
+    #[tokio::test]
+    async fn fetch_from_a_segment_left_with_an_empty_batch_goes_on_into_later_segments() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        let (_, headers) = read_all(&f.log);
+        let empty = headers
+            .iter()
+            .find(|h| h.records_count == 0)
+            .expect("a segment keeps only its last batch, empty");
+        let bytes = f
+            .log
+            .read(empty.base_offset, 1 << 20, true, f.log.log_end_offset())
+            .expect("read");
+        let batches: Vec<BatchHeader> = BatchIter::new(&bytes, true).map(|(_, h, _)| h).collect();
+        assert_eq!(batches[0].base_offset, empty.base_offset);
+        assert!(
+            batches.iter().any(|h| h.records_count > 0),
+            "the response carries records, not only empty batches: {batches:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tombstone_is_kept_for_delete_retention_then_removed() {
+        let f = Fixture::new(compact_config());
+        put(
+            &f.log,
+            &[("gone", Some("v1"))],
+            1_000_000,
+            Compression::None,
+        )
+        .await;
+        put(
+            &f.log,
+            &[("stay", Some("s1"))],
+            1_000_000,
+            Compression::None,
+        )
+        .await;
+        let tombstone = put(&f.log, &[("gone", None)], 1_000_000, Compression::None).await;
+        fill(&f.log, 2, 20, Compression::None).await;
+        let first = f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        assert!(first.records_removed > 0);
+        let (records, headers) = read_all(&f.log);
+        let gone: Vec<_> = records.iter().filter(|r| r.1 == "gone").collect();
+        assert_eq!(gone, vec![&(tombstone, "gone".to_string(), None)]);
+        let h = headers
+            .iter()
+            .find(|h| h.base_offset <= tombstone && h.last_offset() >= tombstone)
+            .expect("batch");
+        assert_ne!(h.attributes & DELETE_HORIZON_FLAG, 0, "delete horizon set");
+        assert_eq!(h.base_timestamp, f.now() + 10_000);
+        // Before the horizon the log is not cleaned again and the tombstone stays.
+        f.advance(9_999);
+        assert!(f.clean(&CleanerConfig::default()).await.is_none());
+        assert!(keys(&read_all(&f.log).0).contains(&"gone"));
+        // Past it the cleaner picks the log up by itself and the tombstone goes.
+        f.advance(2);
+        let second = f
+            .clean(&CleanerConfig::default())
+            .await
+            .expect("horizon due");
+        assert!(second.records_removed >= 1);
+        let (records, _) = read_all(&f.log);
+        assert!(!keys(&records).contains(&"gone"), "tombstone removed");
+        assert!(keys(&records).contains(&"stay"));
+    }
+
+    #[tokio::test]
+    async fn offset_map_too_small_cleans_the_part_that_fits_then_the_rest() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 8, 12, Compression::None).await;
+        let active = f.log.active_segment_base_offset();
+        // Room for 4 keys: the map fills inside the dirty section.
+        let small = CleanerConfig {
+            dedupe_buffer_size: 4 * OFFSET_MAP_ENTRY_BYTES,
+            io_buffer_load_factor: 1.0,
+            threads: 1,
+        };
+        let first = f.clean(&small).await.expect("cleaned");
+        assert!(
+            first.end_offset < active,
+            "only part of the dirty section fits"
+        );
+        assert_eq!(
+            first.end_offset, 4,
+            "k0..k3 of the first round fill the map"
+        );
+        assert_eq!(
+            f.cleaner.checkpointed_offset(&f.log),
+            Some(first.end_offset)
+        );
+        let mut ends = vec![first.end_offset];
+        while let Some(stats) = f.clean(&small).await {
+            assert!(stats.end_offset > *ends.last().expect("one"));
+            ends.push(stats.end_offset);
+        }
+        assert_eq!(*ends.last().expect("some"), active);
+        // Each key's latest offset was in one pass's map, which removed its older records.
+        let records = read_all(&f.log).0;
+        let below: Vec<_> = records.iter().filter(|r| r.0 < active).collect();
+        let distinct: BTreeSet<_> = below.iter().map(|r| r.1.clone()).collect();
+        assert_eq!(below.len(), distinct.len(), "{below:?}");
+    }
+
+    #[tokio::test]
+    async fn offset_map_without_room_for_one_key_fails_instead_of_spinning() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        let none = CleanerConfig {
+            dedupe_buffer_size: 0,
+            ..CleanerConfig::default()
+        };
+        let r = f
+            .cleaner
+            .clean_filthiest(std::slice::from_ref(&f.log), &none, f.now())
+            .await;
+        assert!(r.is_err());
+        // The partition is then skipped rather than retried in a loop.
+        assert!(f.clean(&CleanerConfig::default()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn compressed_batches_are_recompressed_with_their_codec() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let f = Fixture::new(compact_config());
+            let mut expected = BTreeMap::new();
+            for round in 0..25 {
+                let a = format!("a{round}");
+                let b = format!("b{round}");
+                let base = put(
+                    &f.log,
+                    &[("a", Some(&a)), ("b", Some(&b)), ("c", Some("c"))],
+                    1_000_000,
+                    codec,
+                )
+                .await;
+                expected.insert("a", (base, a));
+                expected.insert("b", (base + 1, b));
+            }
+            let active = f.log.active_segment_base_offset();
+            f.clean(&CleanerConfig::default()).await.expect("cleaned");
+            let (records, headers) = read_all(&f.log);
+            for h in headers
+                .iter()
+                .filter(|h| h.base_offset < active && h.records_count > 0)
+            {
+                assert_eq!(h.compression_codec(), codec as i16, "{codec:?}");
+                assert_eq!(h.last_offset_delta, 2, "last offset delta preserved");
+            }
+            let below: Vec<_> = records.iter().filter(|r| r.0 < active).collect();
+            assert!(below.len() <= 3, "{codec:?}: {below:?}");
+            let a_last = records.iter().rfind(|r| r.1 == "a").expect("a");
+            if expected["a"].0 < active {
+                assert_eq!(
+                    (a_last.0, a_last.2.clone()),
+                    (expected["a"].0, Some(expected["a"].1.clone()))
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotent_producer_last_batch_stays_as_an_empty_batch() {
+        let f = Fixture::new(compact_config());
+        // Producer 7's only batch is superseded by plain records of the same key.
+        let pid_batch = batch(
+            &[("p", Some("old"))],
+            1_000_000,
+            Compression::None,
+            Some((7, 0, 0)),
+        );
+        let at = append_checked(&f.log, pid_batch, 0)
+            .await
+            .expect("append")
+            .base_offset;
+        fill(&f.log, 1, 3, Compression::None).await;
+        put(&f.log, &[("p", Some("new"))], 1_000_000, Compression::None).await;
+        fill(&f.log, 2, 30, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        let (records, headers) = read_all(&f.log);
+        assert!(!records.iter().any(|r| r.0 == at), "the record is gone");
+        let h = headers
+            .iter()
+            .find(|h| h.base_offset == at)
+            .expect("batch header kept");
+        assert_eq!(
+            (
+                h.records_count,
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence
+            ),
+            (0, 7, 0, 0)
+        );
+        assert_eq!(f.log.producer_state(7).expect("state").producer_epoch, 0);
+    }
+
+    #[tokio::test]
+    async fn min_compaction_lag_keeps_young_segments_dirty() {
+        let config = LogConfig {
+            min_compaction_lag_ms: 60_000,
+            ..compact_config()
+        };
+        let f = Fixture::new(config);
+        let now = f.now();
+        // Old records, then records younger than the lag.
+        for i in 0..20 {
+            put(
+                &f.log,
+                &[("k", Some(&format!("old{i}")))],
+                now - 120_000,
+                Compression::None,
+            )
+            .await;
+        }
+        let young_from = f.log.log_end_offset();
+        for i in 0..20 {
+            put(
+                &f.log,
+                &[("k", Some(&format!("new{i}")))],
+                now,
+                Compression::None,
+            )
+            .await;
+        }
+        let stats = f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        assert!(stats.end_offset <= young_from + 1, "{stats:?}");
+        let records = read_all(&f.log).0;
+        let young = records.iter().filter(|r| r.0 >= young_from).count();
+        assert_eq!(young, 20, "records within the lag are all kept");
+    }
+
+    #[tokio::test]
+    async fn failed_fsync_before_the_swap_leaves_the_old_segments_and_a_crash_recovers() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 3, 30, Compression::Lz4).await;
+        f.log.flush().await.expect("flush");
+        let before = read_all(&f.log).0;
+        f.disk.fail_syncs(true);
+        let failed = f
+            .cleaner
+            .clean_filthiest(
+                std::slice::from_ref(&f.log),
+                &CleanerConfig::default(),
+                f.now(),
+            )
+            .await;
+        assert!(failed.is_err(), "the copy cannot be made durable");
+        assert_eq!(read_all(&f.log).0, before, "nothing swapped");
+        f.disk.fail_syncs(false);
+        // A copy left behind, as a crash mid-clean leaves one, goes at the next open.
+        let leftover = PathBuf::from(format!("{DIR}/00000000000000000000.log.cleaned"));
+        f.disk.write_file(&leftover, b"half a copy").expect("write");
+        f.disk.sync_dir_blocking(Path::new(DIR)).expect("sync");
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert!(!f.disk.exists(&leftover));
+        assert_eq!(
+            read_all(&reopened).0,
+            before,
+            "no record lost or duplicated"
+        );
+    }
+
+    #[tokio::test]
+    async fn crash_after_swaps_keeps_old_or_new_segments_never_a_mix() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 3, 30, Compression::None).await;
+        f.log.flush().await.expect("flush");
+        let before = read_all(&f.log).0;
+        let latest: BTreeMap<String, (i64, Option<String>)> = before
+            .iter()
+            .map(|r| (r.1.clone(), (r.0, r.2.clone())))
+            .collect();
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        // Crash before the index files of the swapped segments were synced.
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        let after = read_all(&reopened).0;
+        assert_eq!(reopened.log_end_offset(), f.log.log_end_offset());
+        for r in &after {
+            assert!(before.contains(r), "{r:?} was in the log at its offset");
+        }
+        let latest_after: BTreeMap<String, (i64, Option<String>)> = after
+            .iter()
+            .map(|r| (r.1.clone(), (r.0, r.2.clone())))
+            .collect();
+        assert_eq!(
+            latest, latest_after,
+            "the latest record of every key survives"
+        );
+    }
+
+    #[test]
+    fn checkpoint_text_round_trips_in_kafka_format() {
+        let mut m = BTreeMap::new();
+        m.insert(("t".to_string(), 0), 42);
+        m.insert(("__consumer_offsets".to_string(), 7), 9);
+        let text = format_checkpoint(&m);
+        assert_eq!(text, "0\n2\n__consumer_offsets 7 9\nt 0 42\n");
+        assert_eq!(parse_checkpoint(&text), Some(m));
+        assert_eq!(parse_checkpoint("0\n3\nt 0 1\n"), None);
+    }
+
+    #[test]
+    fn varlong_round_trips() {
+        for v in [0i64, 1, -1, 63, -64, 64, 300, -300, i64::MAX, i64::MIN] {
+            let mut b = Vec::new();
+            put_varlong(&mut b, v);
+            let mut pos = 0;
+            assert_eq!(get_varlong(&b, &mut pos, 10).expect("decodes"), v);
+            assert_eq!(pos, b.len());
+        }
+    }
+}
