@@ -18,6 +18,7 @@ use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
 };
+use crate::server::handlers::{consumer_group_describe, consumer_group_heartbeat};
 use crate::server::handlers::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
@@ -64,6 +65,14 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (ApiKey::DescribeGroups, describe_groups::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group_describe::VERSIONS,
+    ),
 ];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -239,6 +248,10 @@ async fn route(
         ApiKey::DescribeGroups => call!(ctx, body, describe_groups::handle, broker),
         ApiKey::DeleteGroups => call!(ctx, body, delete_groups::handle, broker),
         ApiKey::OffsetDelete => call!(ctx, body, offset_delete::handle, broker),
+        ApiKey::ConsumerGroupHeartbeat => {
+            call!(ctx, body, consumer_group_heartbeat::handle, broker)
+        }
+        ApiKey::ConsumerGroupDescribe => call!(ctx, body, consumer_group_describe::handle, broker),
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }

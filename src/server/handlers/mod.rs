@@ -1,6 +1,8 @@
 //! One file per Kafka API, snake_case of its name; each declares `VERSIONS` and `handle`.
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
