@@ -143,6 +143,10 @@ pub struct ConsumerMember {
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
     regex: Option<regex::Regex>,
+    /// Kafka resolves a new regex asynchronously, so the heartbeat that sets it is answered
+    /// with the literal names only and the matches count from the next heartbeat of the group
+    /// (librdkafka's 0045 test expects exactly that order).
+    regex_resolved: bool,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
@@ -167,6 +171,7 @@ impl ConsumerMember {
             subscribed_topic_names: Vec::new(),
             subscribed_topic_regex: None,
             regex: None,
+            regex_resolved: false,
             server_assignor: None,
             member_epoch: 0,
             previous_member_epoch: 0,
@@ -190,7 +195,7 @@ impl ConsumerMember {
             .iter()
             .filter_map(|n| topics.by_name.get(n).map(|(id, _)| *id))
             .collect();
-        if let Some(re) = &self.regex {
+        if let Some(re) = self.regex.as_ref().filter(|_| self.regex_resolved) {
             ids.extend(
                 topics
                     .by_name
@@ -362,8 +367,16 @@ impl ConsumerGroup {
         };
         let before_epoch = self.members.get(&member_id).map(|m| m.member_epoch);
         let before_assigned = self.members.get(&member_id).map(|m| m.assigned.clone());
+        // Regexes set by earlier heartbeats are resolved now (a group epoch bump each).
+        let mut bump = false;
+        for m in self.members.values_mut() {
+            if m.regex.is_some() && !m.regex_resolved {
+                m.regex_resolved = true;
+                bump = true;
+            }
+        }
         // One bump for whatever changed: a member, a subscription, or the subscribed topics.
-        let mut bump = self.update_member(&member_id, &req, regex, settings, now_ms) || joined;
+        bump |= self.update_member(&member_id, &req, regex, settings, now_ms) || joined;
         let resolved = self.resolve_metadata(topics);
         if resolved != self.subscribed_metadata {
             self.subscribed_metadata = resolved;
@@ -556,6 +569,7 @@ impl ConsumerGroup {
             if pattern != m.subscribed_topic_regex {
                 m.subscribed_topic_regex = pattern;
                 m.regex = re;
+                m.regex_resolved = false;
                 changed = true;
             }
         }
@@ -1064,6 +1078,12 @@ mod tests {
         j.subscribed_topic_names = None;
         j.subscribed_topic_regex = Some("t|__.*".into());
         let r = g.heartbeat(j, &t, &s, 0);
+        assert_eq!(
+            r.assignment,
+            Some(Assignment::new()),
+            "resolved after this heartbeat"
+        );
+        let r = g.heartbeat(beat("a", r.member_epoch, &Assignment::new()), &t, &s, 0);
         assert_eq!(
             r.assignment.unwrap().keys().copied().collect::<Vec<_>>(),
             vec![T]
