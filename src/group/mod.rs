@@ -1,5 +1,6 @@
-//! The group coordinator (classic protocol): every group of this node, their committed offsets,
-//! and their durable form as records in the internal topic `__consumer_offsets`.
+//! The group coordinator: every group of this node (classic protocol, classic.rs; KIP-848
+//! consumer protocol, consumer.rs), their committed offsets, and their durable form as records
+//! in the internal topic `__consumer_offsets`.
 //!
 //! Handlers call in here; one std mutex guards the groups and is never held across an await.
 //! Writes to `__consumer_offsets` go through the ordinary partition log, serialized by an async
@@ -7,7 +8,9 @@
 //! (until the log cleaner exists the topic is never compacted, only replayed). Timers (session,
 //! rebalance and sync deadlines) are driven by [`run_timers`] on the broker's clock.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
 pub mod records;
 
 use std::collections::BTreeMap;
@@ -34,6 +37,7 @@ use classic::{
     CommittedOffset, Group, GroupState, JoinOutcome, JoinRequest, JoinResult, Limits, Now,
     SyncOutcome, SyncRequest, SyncResult,
 };
+use consumer::{ConsumerGroup, ConsumerGroupState, Heartbeat, HeartbeatResult, Topics};
 use records::{GroupMetadataValue, OffsetCommitValue, OffsetsRecord};
 
 /// The internal topic holding committed offsets and group metadata.
@@ -70,7 +74,11 @@ pub struct PartitionLag {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's state name of the group's type (classic: Empty, Stable, ...; consumer: Empty,
+    /// Assigning, Reconciling, Stable).
+    pub state: &'static str,
+    /// "classic" or "consumer" (ListGroups v5, KIP-848).
+    pub group_type: &'static str,
 }
 
 /// A group as DescribeGroups reports it.
@@ -113,8 +121,42 @@ pub struct OffsetCommit {
 }
 
 struct Inner {
+    /// Classic groups, and the offsets of every group: a consumer-protocol group keeps its
+    /// committed offsets in an Empty classic entry of the same id.
     groups: IndexMap<String, Group>,
+    /// KIP-848 consumer-protocol groups.
+    consumer_groups: IndexMap<String, ConsumerGroup>,
     rng: ChaCha20Rng,
+}
+
+impl Inner {
+    /// A consumer group with members: the classic protocol may not use its id.
+    /// Whether the id is served as a consumer group: it exists and no classic group with
+    /// members shadows it (the classic entry of a consumer group only holds its offsets).
+    fn is_consumer(&self, group_id: &str) -> bool {
+        self.consumer_groups.contains_key(group_id)
+            && self
+                .groups
+                .get(group_id)
+                .is_none_or(|g| g.members.is_empty())
+    }
+
+    fn live_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe reports it.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroupDescription {
+    pub state: ConsumerGroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    pub members: Vec<consumer::ConsumerMember>,
+    pub target: BTreeMap<String, assignor::Assignment>,
 }
 
 /// Every group of this node.
@@ -129,6 +171,7 @@ pub struct GroupCoordinator {
     max_session_timeout_ms: i32,
     offset_metadata_max_bytes: usize,
     retention_ms: i64,
+    consumer_settings: consumer::Settings,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -147,6 +190,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             inner: Mutex::new(Inner {
                 groups: IndexMap::new(),
+                consumer_groups: IndexMap::new(),
                 rng: ChaCha20Rng::seed_from_u64(seed),
             }),
             write_lock: tokio::sync::Mutex::new(()),
@@ -161,6 +205,16 @@ impl GroupCoordinator {
             offset_metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes.max(0))
                 .unwrap_or(0),
             retention_ms: config.offsets_retention_minutes as i64 * 60_000,
+            consumer_settings: consumer::Settings {
+                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: config.group_consumer_session_timeout_ms,
+                max_size: usize::try_from(config.group_consumer_max_size.max(1)).unwrap_or(1),
+                assignors: config
+                    .group_consumer_assignors
+                    .iter()
+                    .filter_map(|name| assignor::Assignor::from_name(name))
+                    .collect(),
+            },
         }
     }
 
@@ -198,6 +252,13 @@ impl GroupCoordinator {
                 "{prefix}-{}",
                 uuid::Builder::from_random_bytes(raw).into_uuid()
             );
+            if inner.live_consumer_group(group_id) {
+                // Kafka 4.x without group.consumer.migration.policy: the other protocol
+                // cannot join a group that has members.
+                return JoinResult::error(ResponseError::InconsistentGroupProtocol, req.member_id);
+            }
+            // An empty consumer group is converted back to a classic one (its offsets stay).
+            inner.consumer_groups.shift_remove(group_id);
             if !req.member_id.is_empty() && !inner.groups.contains_key(group_id) {
                 return JoinResult::error(ResponseError::UnknownMemberId, req.member_id);
             }
@@ -219,6 +280,121 @@ impl GroupCoordinator {
                 }
             },
         }
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats, reconciles and leaves. A change
+    /// of the group epoch is written to __consumer_offsets before the member is answered.
+    pub async fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        mut req: Heartbeat,
+        api_version: i16,
+    ) -> HeartbeatResult {
+        if let Err(e) = consumer::validate(group_id, &req, api_version, &self.consumer_settings) {
+            return e;
+        }
+        let topics = topics_of(broker);
+        let now = self.now();
+        let (result, epoch) = {
+            let mut inner = self.lock();
+            if req.member_epoch == 0 && req.member_id.is_empty() {
+                // v0: the broker names the member (KIP-848); v1 clients name themselves.
+                let mut raw = [0u8; 16];
+                inner.rng.fill_bytes(&mut raw);
+                req.member_id = uuid::Builder::from_random_bytes(raw)
+                    .into_uuid()
+                    .to_string();
+            }
+            if !inner.consumer_groups.contains_key(group_id) {
+                if let Some(classic) = inner.groups.get(group_id) {
+                    if !classic.members.is_empty() {
+                        return HeartbeatResult::error(
+                            ResponseError::GroupIdNotFound,
+                            format!("Group {group_id} is not a consumer group."),
+                        );
+                    }
+                }
+                if req.member_epoch != 0 {
+                    return HeartbeatResult::error(
+                        ResponseError::GroupIdNotFound,
+                        format!("Consumer group {group_id} not found."),
+                    );
+                }
+                // A new group, or the online upgrade of an empty classic group (its
+                // committed offsets stay where they are).
+                let group = ConsumerGroup::new(group_id.to_string(), &self.consumer_settings);
+                inner.consumer_groups.insert(group_id.to_string(), group);
+            }
+            let Some(group) = inner.consumer_groups.get_mut(group_id) else {
+                return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "");
+            };
+            let before = group.group_epoch;
+            let result = group.heartbeat(req, &topics, &self.consumer_settings, now.mono_ms);
+            let epoch = (group.group_epoch != before).then_some(group.group_epoch);
+            (result, epoch)
+        };
+        if let Some(epoch) = epoch {
+            self.store_consumer_epoch(broker, group_id, epoch).await;
+        }
+        result
+    }
+
+    /// Writes a consumer group's epoch (ConsumerGroupMetadataValue), so a restarted
+    /// coordinator knows the group and never reuses an epoch.
+    async fn store_consumer_epoch(&self, broker: &Broker, group_id: &str, epoch: i32) {
+        let _write = self.write_lock.lock().await;
+        let write = vec![(
+            records::consumer_group_key(group_id),
+            Some(records::consumer_group_value(epoch)),
+        )];
+        if let Err(code) = self.append(broker, group_id, write).await {
+            tracing::warn!(group = %group_id, error = ?code, "could not store consumer group epoch");
+        }
+    }
+
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND (with Kafka's message) for an
+    /// unknown group or one of the classic protocol.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, (ResponseError, String)> {
+        let inner = self.lock();
+        let Some(g) = inner.consumer_groups.get(group_id) else {
+            let message = if inner.groups.contains_key(group_id) {
+                format!("Group {group_id} is not a consumer group.")
+            } else {
+                format!("Group {group_id} not found.")
+            };
+            return Err((ResponseError::GroupIdNotFound, message));
+        };
+        Ok(ConsumerGroupDescription {
+            state: g.state(),
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor: g.assignor.name(),
+            members: g.members.values().cloned().collect(),
+            target: g.target.clone(),
+        })
+    }
+
+    /// Whether the id names a KIP-848 consumer group (DescribeGroups answers it "not a classic
+    /// group", as Kafka 4.x).
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.lock().is_consumer(group_id)
+    }
+
+    /// OffsetFetch v9+ of a consumer group checks the member and its epoch (KIP-848); other
+    /// groups, and requests without a member, are not checked.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Option<ResponseError> {
+        let inner = self.lock();
+        let g = inner.consumer_groups.get(group_id)?;
+        g.validate_fetch(member_id, member_epoch).err()
     }
 
     /// SyncGroup: the leader's assignment is stored in __consumer_offsets before anyone
@@ -328,6 +504,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         commits: &[OffsetCommit],
+        api_version: i16,
     ) -> Vec<Option<ResponseError>> {
         let all = |e: ResponseError| vec![Some(e); commits.len()];
         if group_id.is_empty() {
@@ -337,9 +514,23 @@ impl GroupCoordinator {
         let now = self.now();
         {
             let mut inner = self.lock();
-            if !inner.groups.contains_key(group_id) {
+            if let Some(g) = inner.consumer_groups.get(group_id) {
+                // KIP-848: the member epoch instead of the generation.
+                if let Err(e) = g.validate_commit(member_id, generation_id, api_version) {
+                    return all(e);
+                }
+                if !inner.groups.contains_key(group_id) {
+                    let holder = Group::new(group_id.to_string(), now);
+                    inner.groups.insert(group_id.to_string(), holder);
+                }
+            } else if !inner.groups.contains_key(group_id) {
                 if generation_id >= 0 {
-                    return all(ResponseError::IllegalGeneration);
+                    // v9+ says the group is unknown; older versions keep ILLEGAL_GENERATION.
+                    return all(if api_version >= 9 {
+                        ResponseError::GroupIdNotFound
+                    } else {
+                        ResponseError::IllegalGeneration
+                    });
                 }
                 // A "simple" group: commits from admin tools or assign()-only consumers.
                 inner
@@ -349,8 +540,10 @@ impl GroupCoordinator {
             let Some(group) = inner.groups.get(group_id) else {
                 return all(ResponseError::CoordinatorNotAvailable);
             };
-            if let Err(e) = group.validate_commit(member_id, instance_id, generation_id) {
-                return all(e);
+            if !inner.consumer_groups.contains_key(group_id) {
+                if let Err(e) = group.validate_commit(member_id, instance_id, generation_id) {
+                    return all(e);
+                }
             }
         }
         let mut results = Vec::with_capacity(commits.len());
@@ -444,16 +637,30 @@ impl GroupCoordinator {
 
     pub fn list_groups(&self) -> Vec<GroupListing> {
         let inner = self.lock();
-        inner
+        // A consumer group's id may also hold an Empty classic entry (its offsets): the
+        // consumer group is listed unless the classic group has members.
+        let consumer = |id: &str| inner.is_consumer(id);
+        let classic = inner
             .groups
             .values()
-            .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| g.state != GroupState::Dead && !consumer(&g.group_id))
             .map(|g| GroupListing {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
-            })
-            .collect()
+                state: g.state.name(),
+                group_type: "classic",
+            });
+        let consumer_groups = inner
+            .consumer_groups
+            .values()
+            .filter(|g| consumer(&g.group_id))
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: "consumer".to_string(),
+                state: g.state().name(),
+                group_type: "consumer",
+            });
+        classic.chain(consumer_groups).collect()
     }
 
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
@@ -501,27 +708,41 @@ impl GroupCoordinator {
         let _write = self.write_lock.lock().await;
         let tombstones = {
             let inner = self.lock();
-            let Some(g) = inner.groups.get(group_id) else {
-                return Some(ResponseError::GroupIdNotFound);
-            };
-            match g.state {
-                GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
-                GroupState::Empty => {}
-                _ => return Some(ResponseError::NonEmptyGroup),
+            let consumer = inner.consumer_groups.get(group_id);
+            if consumer.is_some_and(|g| !g.members.is_empty()) {
+                return Some(ResponseError::NonEmptyGroup);
             }
-            let mut t: Vec<(Bytes, Option<Bytes>)> = g
-                .offsets
-                .keys()
-                .map(|(topic, p)| (records::offset_key(group_id, topic, *p), None))
-                .collect();
-            t.push((records::group_key(group_id), None));
-            t
+            let consumer_tombstone =
+                consumer.map(|_| (records::consumer_group_key(group_id), None));
+            match inner.groups.get(group_id) {
+                // A consumer group that never committed has no classic entry.
+                None => match consumer_tombstone {
+                    None => return Some(ResponseError::GroupIdNotFound),
+                    Some(t) => vec![t],
+                },
+                Some(g) => {
+                    match g.state {
+                        GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
+                        GroupState::Empty => {}
+                        _ => return Some(ResponseError::NonEmptyGroup),
+                    }
+                    let mut t: Vec<(Bytes, Option<Bytes>)> = g
+                        .offsets
+                        .keys()
+                        .map(|(topic, p)| (records::offset_key(group_id, topic, *p), None))
+                        .collect();
+                    t.push((records::group_key(group_id), None));
+                    t.extend(consumer_tombstone);
+                    t
+                }
+            }
         };
         if let Err(code) = self.append(broker, group_id, tombstones).await {
             return Some(code);
         }
         let now = self.now();
         let mut inner = self.lock();
+        inner.consumer_groups.shift_remove(group_id);
         if let Some(mut g) = inner.groups.shift_remove(group_id) {
             g.mark_dead(now);
         }
@@ -549,7 +770,10 @@ impl GroupCoordinator {
                 }
                 _ => {}
             }
-            let subscribed = g.subscribed_topics();
+            let subscribed = match inner.consumer_groups.get(group_id) {
+                Some(cg) => Some(cg.subscribed_topic_names(&topics_of(broker))),
+                None => g.subscribed_topics(),
+            };
             let mut results = Vec::new();
             let mut tombstones = Vec::new();
             for (topic, p) in partitions {
@@ -630,6 +854,24 @@ impl GroupCoordinator {
             }
         }
         self.store_dirty_groups(broker).await;
+        // KIP-848 session and revocation timeouts.
+        let bumped: Vec<(String, i32)> = {
+            let mut inner = self.lock();
+            inner
+                .consumer_groups
+                .values_mut()
+                .filter_map(|g| {
+                    let expired = g.tick(now.mono_ms);
+                    for member in &expired {
+                        tracing::info!(group = %g.group_id, member = %member, "consumer group member expired");
+                    }
+                    (!expired.is_empty()).then(|| (g.group_id.clone(), g.group_epoch))
+                })
+                .collect()
+        };
+        for (group_id, epoch) in bumped {
+            self.store_consumer_epoch(broker, &group_id, epoch).await;
+        }
     }
 
     /// offsets.retention.minutes: offsets of an Empty group expire that long after the group
@@ -643,6 +885,7 @@ impl GroupCoordinator {
             inner
                 .groups
                 .values()
+                .filter(|g| !inner.live_consumer_group(&g.group_id))
                 .filter_map(|g| {
                     let keys = g.expired_offsets(now.wall_ms, self.retention_ms);
                     // A group with members keeps its metadata even when all its offsets
@@ -842,6 +1085,10 @@ impl GroupCoordinator {
             }
             OffsetsRecord::Group { group_id, value } => match value {
                 Some(v) => {
+                    if !v.members.is_empty() {
+                        // The id went back to the classic protocol after this consumer group.
+                        inner.consumer_groups.shift_remove(&group_id);
+                    }
                     let group = inner
                         .groups
                         .entry(group_id.clone())
@@ -852,7 +1099,34 @@ impl GroupCoordinator {
                     inner.groups.shift_remove(&group_id);
                 }
             },
+            OffsetsRecord::ConsumerGroup { group_id, epoch } => match epoch {
+                // Members are not stored: they come back with UNKNOWN_MEMBER_ID and rejoin
+                // at a group epoch above every one handed out before (see consumer.rs).
+                Some(epoch) => {
+                    let group = inner
+                        .consumer_groups
+                        .entry(group_id.clone())
+                        .or_insert_with(|| ConsumerGroup::new(group_id, &self.consumer_settings));
+                    group.group_epoch = epoch;
+                    group.assignment_epoch = epoch;
+                }
+                None => {
+                    inner.consumer_groups.shift_remove(&group_id);
+                }
+            },
         }
+    }
+}
+
+/// The topics a consumer group's subscriptions resolve against.
+fn topics_of(broker: &Broker) -> Topics {
+    let image = broker.image();
+    Topics {
+        by_name: image
+            .topics
+            .values()
+            .map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32)))
+            .collect(),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Kafka defines them in group-coordinator/src/main/resources/common/message/
 //! (OffsetCommitKey/Value, GroupMetadataKey/Value). The key's leading int16 says which schema
-//! the record holds: 0 and 1 an offset commit, 2 group metadata. Values are written in the
+//! the record holds: 0 and 1 an offset commit, 2 group metadata, 3 a KIP-848 consumer group's
+//! epoch (ConsumerGroupMetadataKey/Value; the other KIP-848 records are not written, see
+//! consumer.rs). Values are written in the
 //! newest non-flexible version (OffsetCommitValue v3, GroupMetadataValue v3); a null value is
 //! a tombstone. Decoding accepts every version 0-3 of either value.
 
@@ -23,6 +25,12 @@ pub enum OffsetsRecord {
     Group {
         group_id: String,
         value: Option<GroupMetadataValue>,
+    },
+    /// ConsumerGroupMetadataKey (KIP-848) with the group epoch of ConsumerGroupMetadataValue,
+    /// or `None` for a tombstone (consumer group deleted).
+    ConsumerGroup {
+        group_id: String,
+        epoch: Option<i32>,
     },
 }
 
@@ -63,6 +71,8 @@ pub struct MemberMetadataValue {
 const OFFSET_KEY_VERSION: i16 = 1;
 /// GroupMetadataKey version 2.
 const GROUP_KEY_VERSION: i16 = 2;
+/// ConsumerGroupMetadataKey version 3 (KIP-848; its value is flexible version 0).
+const CONSUMER_GROUP_KEY_VERSION: i16 = 3;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -114,6 +124,22 @@ pub fn group_value(v: &GroupMetadataValue) -> Bytes {
     b.freeze()
 }
 
+pub fn consumer_group_key(group_id: &str) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(CONSUMER_GROUP_KEY_VERSION);
+    put_string(&mut b, group_id);
+    b.freeze()
+}
+
+/// ConsumerGroupMetadataValue v0: the group epoch, then an empty tagged-field section.
+pub fn consumer_group_value(epoch: i32) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(epoch);
+    b.put_u8(0);
+    b.freeze()
+}
+
 /// Decodes a record of the topic; `None` for a key this broker does not know (a newer Kafka's
 /// record types), which replay skips.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
@@ -142,6 +168,17 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
                 Some(v) => Some(decode_group_value(v)?),
             };
             Some(OffsetsRecord::Group { group_id, value })
+        }
+        CONSUMER_GROUP_KEY_VERSION => {
+            let group_id = get_string(&mut k)?;
+            let epoch = match value {
+                None => None,
+                Some(mut v) => {
+                    get_i16(&mut v)?;
+                    Some(get_i32(&mut v)?)
+                }
+            };
+            Some(OffsetsRecord::ConsumerGroup { group_id, epoch })
         }
         _ => None,
     }
@@ -331,6 +368,27 @@ mod tests {
             Some(OffsetsRecord::Group {
                 group_id: "g".into(),
                 value: None
+            })
+        );
+    }
+
+    #[test]
+    fn consumer_group_epoch_round_trips_in_kafkas_layout() {
+        let key = consumer_group_key("g");
+        assert_eq!(&key[..], &[0, 3, 0, 1, b'g']);
+        assert_eq!(&consumer_group_value(7)[..], &[0, 0, 0, 0, 0, 7, 0]);
+        assert_eq!(
+            decode(&key, Some(&consumer_group_value(7))),
+            Some(OffsetsRecord::ConsumerGroup {
+                group_id: "g".into(),
+                epoch: Some(7)
+            })
+        );
+        assert_eq!(
+            decode(&key, None),
+            Some(OffsetsRecord::ConsumerGroup {
+                group_id: "g".into(),
+                epoch: None
             })
         );
     }

@@ -19,6 +19,7 @@ use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
 };
+use crate::server::handlers::{consumer_group_describe, consumer_group_heartbeat};
 use crate::server::handlers::{create_partitions, delete_records};
 use crate::server::handlers::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
@@ -73,6 +74,14 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (
         ApiKey::IncrementalAlterConfigs,
         incremental_alter_configs::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group_describe::VERSIONS,
     ),
 ];
 
@@ -257,6 +266,10 @@ async fn route(
         ApiKey::IncrementalAlterConfigs => {
             call!(ctx, body, incremental_alter_configs::handle, broker)
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            call!(ctx, body, consumer_group_heartbeat::handle, broker)
+        }
+        ApiKey::ConsumerGroupDescribe => call!(ctx, body, consumer_group_describe::handle, broker),
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }

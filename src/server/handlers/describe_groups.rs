@@ -33,17 +33,26 @@ pub async fn handle(
                 i32::MIN
             };
             let described = DescribedGroup::default().with_authorized_operations(operations);
-            match broker.groups.describe_group(&group_id) {
+            // Kafka 4.x: a consumer-protocol group is Dead to DescribeGroups, and v6 says why.
+            let consumer = broker.groups.is_consumer_group(&group_id);
+            let found = if consumer {
+                None
+            } else {
+                broker.groups.describe_group(&group_id)
+            };
+            match found {
                 None => {
+                    let message = if consumer {
+                        format!("Group {} is not a classic group.", &*group_id)
+                    } else {
+                        format!("Group {} not found.", &*group_id)
+                    };
                     let mut d = described
                         .with_group_id(group_id.clone())
                         .with_group_state(StrBytes::from_static_str("Dead"));
                     if ctx.api_version >= 6 {
                         d.error_code = ResponseError::GroupIdNotFound.code();
-                        d.error_message = Some(StrBytes::from_string(format!(
-                            "Group {} not found.",
-                            &*group_id
-                        )));
+                        d.error_message = Some(StrBytes::from_string(message));
                     }
                     d
                 }

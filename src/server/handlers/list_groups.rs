@@ -1,5 +1,5 @@
 //! ListGroups: every group of this coordinator, filtered by state (v4, KIP-518) and type
-//! (v5, KIP-848: all groups here are classic).
+//! (v5, KIP-848: classic or consumer).
 
 use std::sync::Arc;
 
@@ -28,23 +28,21 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     let groups = broker
         .groups
         .list_groups()
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
                 .with_protocol_type(StrBytes::from_string(g.protocol_type));
             if ctx.api_version >= 4 {
-                listed.group_state = StrBytes::from_static_str(g.state.name());
+                listed.group_state = StrBytes::from_static_str(g.state);
             }
             if ctx.api_version >= 5 {
-                listed.group_type = StrBytes::from_static_str("classic");
+                listed.group_type = StrBytes::from_static_str(g.group_type);
             }
             listed
         })

@@ -14,10 +14,12 @@ use crate::broker::Broker;
 use crate::group::OffsetCommit;
 use crate::server::dispatch::{RequestContext, Versions};
 
-/// v2-v8 (Kafka 4 removed v0-v1, KIP-896). v6 committed_leader_epoch (KIP-320), v7
-/// group_instance_id (KIP-345), v8 flexible. v9 (KIP-848 member epochs) is not advertised:
-/// librdkafka takes it as the sign that the consumer protocol is served.
-pub const VERSIONS: Versions = Versions::new(2, 8);
+/// v2-v9 (Kafka 4 removed v0-v1, KIP-896). v6 committed_leader_epoch (KIP-320), v7
+/// group_instance_id (KIP-345), v8 flexible, v9 (KIP-848): for a consumer-protocol group the
+/// generation field is the member epoch (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID) and an unknown
+/// group is GROUP_ID_NOT_FOUND. librdkafka takes v9 as the sign that the consumer protocol is
+/// served.
+pub const VERSIONS: Versions = Versions::new(2, 9);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -64,6 +66,7 @@ pub async fn handle(
                 &request.member_id,
                 request.group_instance_id.as_deref(),
                 &commits,
+                ctx.api_version,
             )
             .await
     }

@@ -1,4 +1,5 @@
-//! OffsetFetch: the committed offsets of one group (v0-v7) or of several (v8, KIP-709).
+//! OffsetFetch: the committed offsets of one group (v0-v7) or of several (v8, KIP-709); v9
+//! checks a consumer-protocol member's epoch (KIP-848).
 
 use std::sync::Arc;
 
@@ -15,10 +16,11 @@ use crate::group::FetchedOffsets;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::topic_name;
 
-/// v1-v8 (Kafka 4 removed v0, KIP-896). v2 null topics means all, v5 leader epochs, v7
+/// v1-v9 (Kafka 4 removed v0, KIP-896). v2 null topics means all, v5 leader epochs, v7
 /// require_stable (KIP-447: no transactional offsets are ever pending here, so nothing is
-/// unstable), v8 batched groups. v9 (KIP-848 member epochs) is not advertised.
-pub const VERSIONS: Versions = Versions::new(1, 8);
+/// unstable), v8 batched groups, v9 member id and epoch: a consumer-protocol group answers
+/// UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH for the group (KIP-848).
+pub const VERSIONS: Versions = Versions::new(1, 9);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -30,6 +32,18 @@ pub async fn handle(
             .groups
             .into_iter()
             .map(|g| {
+                if ctx.api_version >= 9 {
+                    let member_id = g.member_id.as_deref();
+                    if let Some(error) =
+                        broker
+                            .groups
+                            .validate_offset_fetch(&g.group_id, member_id, g.member_epoch)
+                    {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(error.code());
+                    }
+                }
                 let topics: Option<Vec<(String, Vec<i32>)>> = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes))
