@@ -574,7 +574,7 @@ fn collect_groups(broker: &Broker, scrape: &mut GroupScrape<'_>) {
             .get(listing.group_id.as_str())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        scrape.group(&listing.group_id, listing.state.name(), lags);
+        scrape.group(&listing.group_id, listing.state, lags);
     }
 }
 
