@@ -14,6 +14,7 @@
 
 pub mod disk;
 pub mod index;
+pub mod leader_epoch;
 pub mod log_manager;
 pub mod partition;
 pub mod producer_state;

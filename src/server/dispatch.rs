@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::broker::Broker;
 use crate::protocol::splice::SplicingBuf;
 use crate::server::handlers::init_producer_id;
+use crate::server::handlers::offset_for_leader_epoch;
 use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
     produce,
@@ -23,6 +24,7 @@ use crate::server::handlers::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
 };
+use crate::server::handlers::{describe_log_dirs, describe_topic_partitions};
 use crate::server::request_metrics;
 use tracing::Instrument;
 
@@ -67,6 +69,15 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
+    (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    (
+        ApiKey::DescribeTopicPartitions,
+        describe_topic_partitions::VERSIONS,
+    ),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
+    ),
 ];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -244,6 +255,13 @@ async fn route(
         ApiKey::OffsetDelete => call!(ctx, body, offset_delete::handle, broker),
         ApiKey::CreatePartitions => call!(ctx, body, create_partitions::handle, broker),
         ApiKey::DeleteRecords => call!(ctx, body, delete_records::handle, broker),
+        ApiKey::DescribeLogDirs => call!(ctx, body, describe_log_dirs::handle, broker),
+        ApiKey::DescribeTopicPartitions => {
+            call!(ctx, body, describe_topic_partitions::handle, broker)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            call!(ctx, body, offset_for_leader_epoch::handle, broker)
+        }
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }
