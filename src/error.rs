@@ -58,6 +58,8 @@ pub enum Error {
     InvalidTxnState(String),
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
 }
 
 impl Error {
@@ -88,6 +90,7 @@ impl Error {
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState(_) => ResponseError::InvalidTxnState,
             Error::PolicyViolation(_) => ResponseError::PolicyViolation,
+            Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
         }
     }
 

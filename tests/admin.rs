@@ -592,3 +592,165 @@ async fn offset_for_leader_epoch_answers_the_log_end_for_the_current_epoch() {
         "0\n1\n0 0\n"
     );
 }
+
+#[tokio::test]
+async fn create_topics_errors_are_kafkas() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "exists").await;
+    let topic = |n: &str, partitions: i32, rf: i16| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+    };
+    let config = |k: &str, v: Option<&str>| {
+        CreatableTopicConfig::default()
+            .with_name(k.to_string().into())
+            .with_value(v.map(|v| v.to_string().into()))
+    };
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            topic("exists", 1, 1),
+            topic("dup", 1, 1),
+            topic("dup", 2, 1),
+            topic("zero-partitions", 0, 1),
+            topic("bad-partitions", -2, 1),
+            topic("zero-rf", 1, 0),
+            topic("rf-over-brokers", 1, 3),
+            topic("bad-config", 1, 1).with_configs(vec![config("retention.ms", Some("soon"))]),
+            topic("null-config", 1, 1).with_configs(vec![config("retention.ms", None)]),
+            topic("unknown-config", 1, 1).with_configs(vec![config("no.such.config", Some("1"))]),
+            topic("__cluster_metadata", 1, 1),
+            topic("bad name", 1, 1),
+            topic("ok", 3, -1),
+        ]);
+    let response: CreateTopicsResponse = client.call(7, &request).await;
+    let got: Vec<(String, i16)> = response
+        .topics
+        .iter()
+        .map(|t| (t.name.to_string(), t.error_code))
+        .collect();
+    let expected = [
+        ("exists", ResponseError::TopicAlreadyExists.code()),
+        ("zero-partitions", ResponseError::InvalidPartitions.code()),
+        ("bad-partitions", ResponseError::InvalidPartitions.code()),
+        ("zero-rf", ResponseError::InvalidReplicationFactor.code()),
+        (
+            "rf-over-brokers",
+            ResponseError::InvalidReplicationFactor.code(),
+        ),
+        ("bad-config", ResponseError::InvalidConfig.code()),
+        ("null-config", ResponseError::InvalidConfig.code()),
+        ("unknown-config", ResponseError::InvalidConfig.code()),
+        ("__cluster_metadata", ResponseError::InvalidRequest.code()),
+        ("bad name", ResponseError::InvalidTopicException.code()),
+        ("ok", 0),
+        ("dup", ResponseError::InvalidRequest.code()),
+    ];
+    let expected: Vec<(String, i16)> = expected.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+    assert_eq!(got, expected);
+    let ok = &response.topics[10];
+    assert_eq!((ok.num_partitions, ok.replication_factor), (3, 1));
+    assert_eq!(partition_count(&mut client, "ok").await, 3);
+
+    // validate_only answers as a creation would, and creates nothing.
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_validate_only(true)
+        .with_topics(vec![topic("only-validated", 2, 1), topic("exists", 1, 1)]);
+    let response: CreateTopicsResponse = client.call(7, &request).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(response.topics[0].num_partitions, 2);
+    assert_eq!(
+        response.topics[1].error_code,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    let request = MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("only-validated")))
+        ]));
+    let response: MetadataResponse = client.call(12, &request).await;
+    assert_eq!(
+        response.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+#[tokio::test]
+async fn delete_topics_by_id_and_its_refusals_are_kafkas() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let id_of = |r: CreateTopicsResponse| r.topics[0].topic_id;
+    let by_id = id_of(create_topic(&mut client, "by-id", 1).await);
+    let both = id_of(create_topic(&mut client, "both", 1).await);
+    create(&mut client, "by-name").await;
+    let state = |n: Option<&str>, id: uuid::Uuid| {
+        DeleteTopicState::default()
+            .with_name(n.map(name))
+            .with_topic_id(id)
+    };
+    let unknown = uuid::Uuid::from_u128(42);
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            state(None, by_id),
+            state(Some("by-name"), uuid::Uuid::nil()),
+            state(Some("both"), both),
+            state(None, uuid::Uuid::nil()),
+            state(None, unknown),
+            state(Some("twice"), uuid::Uuid::nil()),
+            state(Some("twice"), uuid::Uuid::nil()),
+        ]);
+    let response: DeleteTopicsResponse = client.call(6, &request).await;
+    let got: Vec<(Option<String>, uuid::Uuid, i16)> = response
+        .responses
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_ref().map(|n| n.to_string()),
+                r.topic_id,
+                r.error_code,
+            )
+        })
+        .collect();
+    let invalid = ResponseError::InvalidRequest.code();
+    assert_eq!(
+        got,
+        vec![
+            (Some("both".to_string()), both, invalid),
+            (None, uuid::Uuid::nil(), invalid),
+            (Some("twice".to_string()), uuid::Uuid::nil(), invalid),
+            (Some("by-id".to_string()), by_id, 0),
+            (Some("by-name".to_string()), got[4].1, 0),
+            (None, unknown, ResponseError::UnknownTopicId.code()),
+        ]
+    );
+    assert_eq!(partition_count(&mut client, "both").await, 1);
+}
+
+#[tokio::test]
+async fn delete_topics_is_refused_when_delete_topic_enable_is_false() {
+    let broker = TestBroker::start_with(|c| c.delete_topic_enable = false).await;
+    let mut client = broker.client().await;
+    create(&mut client, "kept").await;
+    for (version, expected) in [
+        (1, ResponseError::InvalidRequest),
+        (5, ResponseError::TopicDeletionDisabled),
+    ] {
+        let request = DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_names(vec![name("kept")]);
+        let response: DeleteTopicsResponse = client.call(version, &request).await;
+        assert_eq!(
+            response.responses[0].error_code,
+            expected.code(),
+            "v{version}"
+        );
+    }
+    assert_eq!(partition_count(&mut client, "kept").await, 1);
+}
