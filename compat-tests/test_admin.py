@@ -118,3 +118,30 @@ def test_kafka_python_create_partitions_and_delete_records(broker):
     finally:
         a.close()
     assert earliest_offsets(cf.admin(broker.bootstrap), topic, 1) == {0: 5}
+
+
+def test_kafka_python_describe_log_dirs_and_topic_partitions_pages(broker):
+    topic = topic_name("kpd")
+    cf.create_topic(broker.bootstrap, topic, partitions=3)
+    cf.produce(broker.bootstrap, topic, make_records(20, topic), partition=1)
+    a = kp_admin(broker.bootstrap)
+    try:
+        (b,) = a.describe_log_dirs({topic: [0, 1, 2]})
+        assert b["broker"] == 1
+        (d,) = b["log_dirs"]
+        assert d["error_code"] == 0 and d["log_dir"] == str(broker.data_dir)
+        assert 0 < d["usable_bytes"] <= d["total_bytes"]
+        (t,) = d["topics"]
+        sizes = {p["partition_index"]: p["partition_size"] for p in t["partitions"]}
+        assert sizes[0] == 0 and sizes[2] == 0 and sizes[1] > 0, sizes
+        assert all(p["offset_lag"] == 0 and not p["is_future_key"] for p in t["partitions"])
+
+        page = a.describe_topic_partitions([topic], response_partition_limit=2)
+        assert [p["partition_index"] for p in page["topics"][0]["partitions"]] == [0, 1]
+        assert page["next_cursor"] == {"topic_name": topic, "partition_index": 2}
+        page = a.describe_topic_partitions([topic], response_partition_limit=2, cursor=page["next_cursor"])
+        (t,) = page["topics"]
+        assert [p["partition_index"] for p in t["partitions"]] == [2] and page["next_cursor"] is None
+        assert t["partitions"][0]["leader_id"] == 1 and t["partitions"][0]["isr_nodes"] == [1]
+    finally:
+        a.close()

@@ -58,6 +58,8 @@ pub enum Error {
     InvalidTxnState(String),
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
     /// Records of a batch failed Kafka's per-record checks (LogValidator's
     /// RecordValidationException): INVALID_TIMESTAMP when any of them has a bad timestamp,
     /// else INVALID_RECORD; Produce v8+ lists them in `record_errors` (KIP-467).
@@ -109,6 +111,7 @@ impl Error {
                 ..
             } => ResponseError::InvalidTimestamp,
             Error::RecordValidation { .. } => ResponseError::InvalidRecord,
+            Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
         }
     }
 

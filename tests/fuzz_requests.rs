@@ -102,7 +102,7 @@ fn seeds() -> Vec<Bytes> {
                     &DeleteTopicsRequest::default().with_topic_names(vec![name("nonexistent")]),
                 ),
                 ApiKey::DescribeCluster => frame(version, &DescribeClusterRequest::default()),
-                _ => match group_seed(*key, version) {
+                _ => match group_seed(*key, version).or_else(|| admin_seed(*key, version)) {
                     Some(f) => f,
                     None => continue,
                 },
@@ -111,6 +111,50 @@ fn seeds() -> Vec<Bytes> {
         }
     }
     out
+}
+
+/// Seeds for the partition and record admin APIs. CreatePartitions and DeleteRecords name a
+/// topic that does not exist: a mutated count must not grow a real topic to thousands of
+/// partitions, and the records the test reads back must not be deleted.
+fn admin_seed(key: ApiKey, version: i16) -> Option<Bytes> {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    Some(match key {
+        ApiKey::CreatePartitions => frame(
+            version,
+            &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name("fuzz-absent"))
+                .with_count(2)]),
+        ),
+        ApiKey::DeleteRecords => frame(
+            version,
+            &DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(name("fuzz-absent"))
+                .with_partitions(vec![DeleteRecordsPartition::default().with_offset(0)])]),
+        ),
+        ApiKey::DescribeLogDirs => frame(version, &DescribeLogDirsRequest::default()),
+        ApiKey::DescribeTopicPartitions => frame(
+            version,
+            &DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![TopicRequest::default().with_name(name("fuzz"))])
+                .with_response_partition_limit(10),
+        ),
+        ApiKey::OffsetForLeaderEpoch => frame(
+            version,
+            &OffsetForLeaderEpochRequest::default().with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(name("fuzz"))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()]),
+            ]),
+        ),
+        _ => return None,
+    })
 }
 
 /// Seeds for the group coordinator's APIs.

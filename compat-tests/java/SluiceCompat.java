@@ -25,6 +25,7 @@ public class SluiceCompat {
             case "admin" -> admin(bootstrap, args[2]);
             case "versions" -> versions(bootstrap);
             case "produce-paced" -> producePaced(bootstrap, args[2], Integer.parseInt(args[3]));
+            case "partitions" -> partitions(bootstrap, args[2]);
             default -> throw new IllegalArgumentException(mode);
         }
     }
@@ -222,6 +223,53 @@ public class SluiceCompat {
                 Thread.sleep(100);
             }
             System.out.println("deleted " + topic);
+        }
+    }
+
+    // CreatePartitions, DescribeTopicPartitions in pages of one partition (the client follows
+    // the cursor, KIP-966), DeleteRecords, ListOffsets earliest and DescribeLogDirs v4.
+    static void partitions(String bootstrap, String topic) throws Exception {
+        try (Admin a = admin(bootstrap)) {
+            a.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            a.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all().get(30, TimeUnit.SECONDS);
+            try {
+                a.createPartitions(Map.of(topic, NewPartitions.increaseTo(2))).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("shrinking succeeded");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.InvalidPartitionsException,
+                      "shrink: " + e.getCause());
+            }
+            TopicDescription d = a.describeTopics(List.of(topic),
+                    new DescribeTopicsOptions().partitionSizeLimitPerResponse(1))
+                .allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+            check(d.partitions().size() == 3, "3 partitions: " + d);
+            check(d.partitions().get(2).partition() == 2 && d.partitions().get(2).leader().id() == 1, "partition 2: " + d);
+            System.out.println("described " + d.partitions().size() + " partitions in pages");
+
+            Properties p = new Properties();
+            p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+                for (int i = 0; i < 10; i++) {
+                    producer.send(new ProducerRecord<>(topic, 2, "k", "v" + i)).get(30, TimeUnit.SECONDS);
+                }
+            }
+            TopicPartition tp2 = new TopicPartition(topic, 2);
+            long low = a.deleteRecords(Map.of(tp2, RecordsToDelete.beforeOffset(4))).lowWatermarks().get(tp2)
+                .get(30, TimeUnit.SECONDS).lowWatermark();
+            long earliest = a.listOffsets(Map.of(tp2, OffsetSpec.earliest())).partitionResult(tp2).get().offset();
+            check(low == 4 && earliest == 4, "low watermark " + low + " earliest " + earliest);
+            System.out.println("deleted records below 4");
+
+            Map<Integer, Map<String, LogDirDescription>> dirs =
+                a.describeLogDirs(List.of(1)).allDescriptions().get(30, TimeUnit.SECONDS);
+            LogDirDescription dir = dirs.get(1).values().iterator().next();
+            ReplicaInfo info = dir.replicaInfos().get(tp2);
+            check(dir.error() == null, "log dir error " + dir.error());
+            check(info != null && info.size() > 0 && !info.isFuture(), "replica info " + info);
+            check(dir.totalBytes().isPresent() && dir.usableBytes().getAsLong() > 0, "space " + dir);
+            System.out.println("log dirs described: " + dirs.get(1).keySet());
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod cleaner;
 pub mod disk;
 pub mod index;
+pub mod leader_epoch;
 pub mod log_manager;
 pub mod partition;
 pub mod producer_state;

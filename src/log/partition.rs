@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::disk::{Disk, DiskFile};
+use crate::log::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::producer_state::{
     snapshot_file_name, snapshot_offset, AppendCheck, ProducerStateEntry, ProducerStateManager,
 };
@@ -64,6 +65,8 @@ struct LogState {
     /// Idempotent producers' epochs and last batches (KIP-98); checked and updated under this
     /// lock together with the append, so check-then-append is atomic per partition.
     producers: ProducerStateManager,
+    /// First offset of each leader epoch (leader-epoch-checkpoint), for OffsetForLeaderEpoch.
+    leader_epochs: LeaderEpochCache,
 }
 
 impl LogState {
@@ -171,7 +174,8 @@ impl Partition {
         // everything with the first flush before claiming anything new durable.
         let pending_file_syncs = segments.iter().map(|s| Arc::clone(&s.log)).collect();
         let producers = load_producer_state(&id, disk.as_ref(), &dir, &segments, &config)?;
-        Ok(Partition {
+        let (leader_epochs, epochs_changed) = load_leader_epochs(disk.as_ref(), &dir, &segments)?;
+        let partition = Partition {
             id,
             dir,
             disk,
@@ -187,10 +191,16 @@ impl Partition {
                 last_flush_ms: now_ms,
                 offline: None,
                 producers,
+                leader_epochs,
             }),
             flushed_offset: AtomicI64::new(log_end_offset),
             flush_lock: tokio::sync::Mutex::new(()),
-        })
+        };
+        if epochs_changed {
+            let mut st = lock(&partition.state);
+            partition.write_leader_epochs(&mut st)?;
+        }
+        Ok(partition)
     }
 
     pub fn topic(&self) -> &str {
@@ -351,6 +361,7 @@ impl Partition {
         let flush = self.write_locked(&mut st, &config, records, &headers, next_offset, now_ms)?;
         st.producers
             .record_appended(&headers, config.producer_ids_max);
+        self.record_leader_epochs(&mut st, &headers)?;
         let info = AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
@@ -411,6 +422,7 @@ impl Partition {
         let flush = self.write_locked(&mut st, &config, records, &headers, next_offset, now_ms)?;
         st.producers
             .record_appended(&headers, config.producer_ids_max);
+        self.record_leader_epochs(&mut st, &headers)?;
         let info = AppendInfo {
             base_offset: first.base_offset,
             last_offset: last.last_offset(),
@@ -676,6 +688,10 @@ impl Partition {
             if n > 0 {
                 st.pending_dir_syncs.insert(self.dir.clone());
             }
+            let start = st.log_start_offset;
+            if st.leader_epochs.truncate_from_start(start) {
+                self.write_leader_epochs(&mut st)?;
+            }
             removed
         };
         for seg in &removed {
@@ -773,7 +789,52 @@ impl Partition {
             });
         }
         st.log_start_offset = st.log_start_offset.max(target);
+        let start = st.log_start_offset;
+        if st.leader_epochs.truncate_from_start(start) {
+            self.write_leader_epochs(&mut st)?;
+        }
         Ok(st.log_start_offset)
+    }
+
+    /// OffsetForLeaderEpoch (KIP-101, KIP-320): (epoch, end offset) of `requested` as Kafka's
+    /// LeaderEpochFileCache.endOffsetFor answers it; (-1, -1) when unknown. A leader has its
+    /// current epoch in the cache even before it wrote a batch in it (Kafka assigns it on
+    /// becoming leader), so `current_leader_epoch` is assigned at the log end first.
+    pub fn end_offset_for_epoch(
+        &self,
+        requested: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(i32, i64)> {
+        let mut st = lock(&self.state);
+        let end = st.log_end_offset;
+        if st.leader_epochs.assign(current_leader_epoch, end) {
+            self.write_leader_epochs(&mut st)?;
+        }
+        Ok(st.leader_epochs.end_offset_for(requested, end))
+    }
+
+    /// Notes the epoch of each appended batch; a new epoch rewrites the checkpoint.
+    fn record_leader_epochs(&self, st: &mut LogState, headers: &[BatchHeader]) -> Result<()> {
+        let mut changed = false;
+        for h in headers {
+            changed |= st
+                .leader_epochs
+                .assign(h.partition_leader_epoch, h.base_offset);
+        }
+        if changed {
+            self.write_leader_epochs(st)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites `leader-epoch-checkpoint` and queues it for the next fsync, with the batches
+    /// it describes.
+    fn write_leader_epochs(&self, st: &mut LogState) -> Result<()> {
+        st.leader_epochs.write(self.disk.as_ref(), &self.dir)?;
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT);
+        st.pending_file_syncs.push(self.disk.open(&path, false)?);
+        st.pending_dir_syncs.insert(self.dir.clone());
+        Ok(())
     }
 
     /// At load: the log start offset from the log dir's `log-start-offset-checkpoint`, which
@@ -783,6 +844,8 @@ impl Partition {
         let mut st = lock(&self.state);
         let restored = offset.min(st.log_end_offset);
         st.log_start_offset = st.log_start_offset.max(restored);
+        let start = st.log_start_offset;
+        st.leader_epochs.truncate_from_start(start);
     }
 
     /// A follower's truncation (Kafka's truncateTo): drops every batch from the one holding
@@ -854,6 +917,9 @@ impl Partition {
         let end = st.log_end_offset;
         st.log_start_offset = st.log_start_offset.min(end);
         st.producers.truncate_to(end);
+        if st.leader_epochs.truncate_from_end(end) {
+            self.write_leader_epochs(st)?;
+        }
         remove_snapshots(self.disk.as_ref(), &self.dir, |offset| offset > end)?;
         self.flushed_offset.fetch_min(end, Ordering::SeqCst);
         // The cut file must reach the disk before anything appended after it.
@@ -1164,6 +1230,30 @@ fn remove_snapshots(disk: &dyn Disk, dir: &Path, pred: impl Fn(i64) -> bool) -> 
 /// (snapshots past it describe data recovery cut off, and go), then the batch headers of the
 /// log from the snapshot's offset on (no decompression: producer id, epoch, sequence and
 /// offsets are all in the 61-byte header). Without a snapshot the whole log is scanned.
+/// The leader epoch cache at open: the checkpoint, cut at the recovered log end (a crash can
+/// take batches the checkpoint already counted), or, when the file is missing or unreadable,
+/// rebuilt from the batch headers. Returns whether it differs from the file.
+fn load_leader_epochs(
+    disk: &dyn Disk,
+    dir: &Path,
+    segments: &[Segment],
+) -> Result<(LeaderEpochCache, bool)> {
+    let log_end = segments.last().map_or(0, |s| s.next_offset);
+    if let Some(mut cache) = LeaderEpochCache::read(disk, dir) {
+        let cut = cache.truncate_from_end(log_end);
+        return Ok((cache, cut));
+    }
+    let mut cache = LeaderEpochCache::default();
+    for seg in segments {
+        seg.scan_headers(0, seg.size, |h| {
+            cache.assign(h.partition_leader_epoch, h.base_offset);
+            false
+        })?;
+    }
+    let changed = cache.latest_epoch().is_some();
+    Ok((cache, changed))
+}
+
 fn load_producer_state(
     id: &PartitionId,
     disk: &dyn Disk,

@@ -32,6 +32,8 @@ use crate::metadata::types::{NodeId, Raft};
 
 /// Identity of the metadata directory, checked on every start (Kafka's meta.properties role).
 const QUORUM_META_FILE: &str = "quorum-meta.json";
+/// Kafka's Topic.CLUSTER_METADATA_TOPIC_NAME: the KRaft metadata log, never a user topic.
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 /// Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: no operation writes a bigger batch.
 pub const RECORDS_PER_OPERATION_MAX: usize = 10_000;
 /// How long start waits for this node to lead and apply its log.
@@ -243,6 +245,12 @@ impl MetadataController {
     pub async fn create_topic(&self, req: CreateTopic) -> Result<Uuid> {
         let image = self.image();
         validate_topic_name(&req.name).map_err(Error::InvalidTopic)?;
+        if req.name == CLUSTER_METADATA_TOPIC {
+            // Kafka's ControllerApis refuses it: its partition directory is the metadata log.
+            return Err(Error::InvalidRequest(format!(
+                "Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."
+            )));
+        }
         if image.topic(&req.name).is_some() {
             return Err(RejectReason::TopicAlreadyExists { name: req.name }.into());
         }

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::broker::Broker;
 use crate::protocol::splice::SplicingBuf;
 use crate::server::handlers::init_producer_id;
+use crate::server::handlers::offset_for_leader_epoch;
 use crate::server::handlers::{alter_configs, describe_configs, incremental_alter_configs};
 use crate::server::handlers::{
     api_versions, create_topics, delete_topics, describe_cluster, fetch, list_offsets, metadata,
@@ -25,6 +26,7 @@ use crate::server::handlers::{
     delete_groups, describe_groups, find_coordinator, heartbeat, join_group, leave_group,
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
 };
+use crate::server::handlers::{describe_log_dirs, describe_topic_partitions};
 use crate::server::request_metrics;
 use tracing::Instrument;
 
@@ -82,6 +84,15 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     (
         ApiKey::ConsumerGroupDescribe,
         consumer_group_describe::VERSIONS,
+    ),
+    (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    (
+        ApiKey::DescribeTopicPartitions,
+        describe_topic_partitions::VERSIONS,
+    ),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
     ),
 ];
 
@@ -270,6 +281,13 @@ async fn route(
             call!(ctx, body, consumer_group_heartbeat::handle, broker)
         }
         ApiKey::ConsumerGroupDescribe => call!(ctx, body, consumer_group_describe::handle, broker),
+        ApiKey::DescribeLogDirs => call!(ctx, body, describe_log_dirs::handle, broker),
+        ApiKey::DescribeTopicPartitions => {
+            call!(ctx, body, describe_topic_partitions::handle, broker)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            call!(ctx, body, offset_for_leader_epoch::handle, broker)
+        }
         other => Err(DispatchError::UnknownApiKey(other as i16)),
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::metadata::controller::CreateTopic;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::describe_configs;
+use crate::server::handlers::topic_name;
 
 /// v2-v7 (Kafka 4 removed v0-v1). v4 lets -1 mean the broker default (KIP-464), v5 returns
 /// each topic's configs, partitions and replication factor (KIP-525), v7 its topic id.
@@ -28,25 +29,27 @@ pub async fn handle(
     ctx: &RequestContext,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    // As Kafka's ControllerApis: a name given twice is answered once, after the others, with
+    // INVALID_REQUEST.
     let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request
+    let duplicates: IndexSet<String> = request
         .topics
         .iter()
-        .filter(|t| !seen.insert(t.name.to_string()))
+        .filter(|t| !seen.insert(t.name.as_str()))
         .map(|t| t.name.to_string())
         .collect();
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
+        if duplicates.contains(topic.name.as_str()) {
+            continue;
+        }
         let name = topic.name.clone();
-        let result = if duplicates.contains(name.as_str()) {
-            Err(Error::InvalidRequest(format!(
-                "Create topics request from client contains multiple entries for topic {}",
-                name.as_str()
-            )))
-        } else {
-            create(broker, topic, request.validate_only).await
-        };
+        let result = create(broker, topic, request.validate_only).await;
         results.push(result_entry(broker, ctx, name, result));
+    }
+    for name in duplicates {
+        let e = Error::InvalidRequest("Duplicate topic name.".into());
+        results.push(result_entry(broker, ctx, topic_name(&name), Err(e)));
     }
     CreateTopicsResponse::default().with_topics(results)
 }

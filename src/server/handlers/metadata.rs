@@ -27,7 +27,7 @@ pub const VERSIONS: Versions = Versions::new(0, 12);
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Without an authorizer every topic operation is allowed: READ, WRITE, CREATE, DELETE,
 /// ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation codes 3-8, 10, 11).
-const TOPIC_OPERATIONS_ALL: i32 =
+pub const TOPIC_OPERATIONS_ALL: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
 /// ALTER_CONFIGS, IDEMPOTENT_WRITE.
