@@ -3,6 +3,7 @@
 //! Handlers never hold a lock of this struct across an await: the metadata image is an
 //! immutable `Arc` swapped by the controller, and each partition owns its own state.
 
+use indexmap::IndexMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -175,10 +176,16 @@ impl Broker {
     pub fn apply_dynamic_configs(&self) {
         let image = self.image();
         let node = self.node_id.to_string();
-        match self
-            .config
-            .with_dynamic(image.broker_config(""), image.broker_config(&node))
-        {
+        let (cluster_default, per_broker) = (image.broker_config(""), image.broker_config(&node));
+        let dynamic = |c: Option<&IndexMap<String, String>>| c.is_some_and(|c| !c.is_empty());
+        // Without dynamic configs the static config is the effective one as it is (rebuilding
+        // it from its text entries would drop values set in code, as tests set them).
+        let effective = if dynamic(cluster_default) || dynamic(per_broker) {
+            self.config.with_dynamic(cluster_default, per_broker)
+        } else {
+            Ok(self.config.clone())
+        };
+        match effective {
             Ok(config) => {
                 *self
                     .effective_config
