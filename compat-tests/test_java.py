@@ -50,6 +50,11 @@ def test_java_admin_partitions_and_records(broker, java_classpath):
     assert "log dirs described" in out
 
 
+def test_java_admin_configs(broker, java_classpath):
+    out = run_java(java_classpath, "configs", broker.bootstrap, topic_name("java-configs"))
+    assert "followed by the topic" in out
+
+
 def test_java_negotiates_a_usable_version_of_every_advertised_api(broker, java_classpath):
     out = run_java(java_classpath, "versions", broker.bootstrap)
     assert "negotiated" in out

@@ -2,12 +2,15 @@
 compression.type recompression, keys on compacted topics, max.message.bytes and
 message.timestamp.before.max.ms (KIP-937). Topic configs are set at CreateTopics time."""
 
+import asyncio
 import struct
 import time
 
 import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, Producer
 from confluent_kafka.admin import NewTopic
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTopicPartition
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import cf
@@ -89,6 +92,11 @@ def test_log_append_time_topic_gives_consumers_the_append_time(broker):
         ts_type, ts = m.timestamp()
         assert ts_type == TIMESTAMP_LOG_APPEND_TIME, ts_type
         assert before <= ts <= after, (before, ts, after)
+    # A second client, kafka-python, reads the same append times (timestamp_type 1).
+    records = read_kafka_python(broker.bootstrap, topic, 5)
+    assert [r.value for r in records] == [b"v%d" % i for i in range(5)]
+    assert [r.timestamp for r in records] == [m.timestamp()[1] for m in got]
+    assert all(r.timestamp_type == 1 for r in records), [r.timestamp_type for r in records]
 
 
 CODEC_IDS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -115,18 +123,49 @@ def test_codec_topic_recompresses_kafka_python_batches_and_reads_back_intact(bro
     assert all(attributes & 0x07 == CODEC_IDS[target] for attributes, _ in batches), batches
     # 200 bytes per value: stored compressed, far below the plain size.
     assert sum(size for _, size in batches) < len(sent) * 200 // 4
-    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, consumer_timeout_ms=5000)
-    tp = TopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < len(sent) and time.monotonic() < deadline:
-        for records in c.poll(timeout_ms=1000).values():
-            got.extend(records)
-    c.close()
+    got = read_kafka_python(broker.bootstrap, topic, len(sent))
     assert [r.offset for r in got] == list(range(len(sent)))
     assert [(r.key, r.value, list(r.headers)) for r in got] == sent
+    # Every other client reads the recompressed batches too: confluent-kafka (librdkafka) and
+    # aiokafka.
+    consumed, offsets = cf.consume_all(broker.bootstrap, topic, partitions=1, expected_total=len(sent))
+    assert offsets[0] == list(range(len(sent)))
+    assert [(k, v) for k, v, _ in consumed[0]] == [(k, v) for k, v, _ in sent]
+    assert asyncio.run(read_aiokafka(broker.bootstrap, topic, len(sent))) == [(k, v) for k, v, _ in sent]
+
+
+def read_kafka_python(bootstrap, topic, n, timeout_s=30):
+    """Records of partition 0 from the beginning, read with kafka-python."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, consumer_timeout_ms=5000)
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < n and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=1000).values():
+                out.extend(records)
+        return out
+    finally:
+        c.close()
+
+
+async def read_aiokafka(bootstrap, topic, n, timeout_s=30):
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        tp = AioTopicPartition(topic, 0)
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < n and time.monotonic() < deadline:
+            for records in (await c.getmany(timeout_ms=1000)).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await c.stop()
 
 
 def test_keyless_record_to_compacted_topic_is_invalid_record(broker):

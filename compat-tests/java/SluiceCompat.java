@@ -11,6 +11,7 @@ import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.*;
 import org.apache.kafka.common.serialization.*;
+import org.apache.kafka.common.config.ConfigResource;
 
 public class SluiceCompat {
     static void check(boolean ok, String what) {
@@ -24,6 +25,7 @@ public class SluiceCompat {
             case "produce-consume" -> produceConsume(bootstrap, args[2], Integer.parseInt(args[3]));
             case "admin" -> admin(bootstrap, args[2]);
             case "versions" -> versions(bootstrap);
+            case "configs" -> configs(bootstrap, args[2]);
             case "produce-paced" -> producePaced(bootstrap, args[2], Integer.parseInt(args[3]));
             case "partitions" -> partitions(bootstrap, args[2]);
             default -> throw new IllegalArgumentException(mode);
@@ -270,6 +272,59 @@ public class SluiceCompat {
             check(info != null && info.size() > 0 && !info.isFuture(), "replica info " + info);
             check(dir.totalBytes().isPresent() && dir.usableBytes().getAsLong() > 0, "space " + dir);
             System.out.println("log dirs described: " + dirs.get(1).keySet());
+        }
+    }
+
+    // AdminClient config APIs: incrementalAlterConfigs (SET, APPEND, DELETE) and describeConfigs
+    // on a topic, then on the broker: values, sources, synonyms and a refused read-only key.
+    static void configs(String bootstrap, String topic) throws Exception {
+        try (Admin a = admin(bootstrap)) {
+            a.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            ConfigResource t = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+            a.incrementalAlterConfigs(Map.of(t, List.of(
+                new AlterConfigOp(new ConfigEntry("retention.ms", "3600000"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
+                .all().get(30, TimeUnit.SECONDS);
+            Config c = a.describeConfigs(List.of(t), new DescribeConfigsOptions().includeSynonyms(true))
+                .all().get(30, TimeUnit.SECONDS).get(t);
+            ConfigEntry retention = c.get("retention.ms");
+            check(retention.value().equals("3600000")
+                  && retention.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, "retention.ms " + retention);
+            check(retention.synonyms().size() >= 2, "synonyms of retention.ms " + retention.synonyms());
+            check(Set.of(c.get("cleanup.policy").value().split(",")).equals(Set.of("delete", "compact")),
+                  "cleanup.policy " + c.get("cleanup.policy"));
+            ConfigEntry segment = c.get("segment.bytes");
+            check(segment != null && segment.source() != ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, "segment.bytes " + segment);
+            a.incrementalAlterConfigs(Map.of(t, List.of(
+                new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE))))
+                .all().get(30, TimeUnit.SECONDS);
+            c = a.describeConfigs(List.of(t)).all().get(30, TimeUnit.SECONDS).get(t);
+            check(c.get("retention.ms").source() != ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                  "retention.ms after DELETE " + c.get("retention.ms"));
+            try {
+                a.incrementalAlterConfigs(Map.of(t, List.of(
+                    new AlterConfigOp(new ConfigEntry("retention.ms", "soon"), AlterConfigOp.OpType.SET))))
+                    .all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("retention.ms=soon accepted");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.InvalidConfigurationException
+                      || e.getCause() instanceof org.apache.kafka.common.errors.InvalidRequestException,
+                      "bad value: " + e.getCause());
+            }
+            System.out.println("topic configs: SET, APPEND, DELETE, describe with synonyms, bad value refused");
+
+            String node = a.describeCluster().nodes().get(30, TimeUnit.SECONDS).iterator().next().idString();
+            ConfigResource b = new ConfigResource(ConfigResource.Type.BROKER, node);
+            a.incrementalAlterConfigs(Map.of(b, List.of(
+                new AlterConfigOp(new ConfigEntry("log.retention.ms", "7200000"), AlterConfigOp.OpType.SET))))
+                .all().get(30, TimeUnit.SECONDS);
+            Config bc = a.describeConfigs(List.of(b)).all().get(30, TimeUnit.SECONDS).get(b);
+            ConfigEntry lr = bc.get("log.retention.ms");
+            check(lr.value().equals("7200000") && lr.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG,
+                  "log.retention.ms " + lr);
+            c = a.describeConfigs(List.of(t)).all().get(30, TimeUnit.SECONDS).get(t);
+            check(c.get("retention.ms").value().equals("7200000"), "topic follows the dynamic broker default: " + c.get("retention.ms"));
+            System.out.println("broker configs: dynamic log.retention.ms set, described and followed by the topic");
         }
     }
 
