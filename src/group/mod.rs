@@ -4,8 +4,8 @@
 //!
 //! Handlers call in here; one std mutex guards the groups and is never held across an await.
 //! Writes to `__consumer_offsets` go through the ordinary partition log, serialized by an async
-//! lock so the in-memory state is applied in log order. At start the topic's log is replayed
-//! (until the log cleaner exists the topic is never compacted, only replayed). Timers (session,
+//! lock so the in-memory state is applied in log order. At start the topic's log is replayed;
+//! the log cleaner compacts it (cleanup.policy=compact) with tombstones. Timers (session,
 //! rebalance and sync deadlines) are driven by [`run_timers`] on the broker's clock.
 
 pub mod assignor;
