@@ -5,7 +5,9 @@
 # Usage: compat-tests/librdkafka/run.sh [--bootstrap HOST:PORT] [--list FILE] [TEST_NAME ...]
 #   --bootstrap  use a running broker (default: start target/release/sluice on a temp dir)
 #   --list       allow-list file (default: tests.allow next to this script); lines are
-#                "<test name> <quick|full> <timeout seconds>", # starts a comment
+#                "<test name> <quick|full> <timeout seconds> [SUBTESTS=<substring>]", # starts a
+#                comment; SUBTESTS runs only the sub-tests whose name contains the substring
+#                (librdkafka's own SUBTESTS filter), so a test can be listed by its parts
 #   TEST_NAME    run only these (e.g. to try a candidate: 0031_get_offsets full 120 is implied)
 #
 # Rules (each one closes a way for the suite to look greener than it is):
@@ -78,21 +80,22 @@ EOF
 export RDKAFKA_TEST_CONF="$work/test.conf"
 
 # Read the list: name mode timeout
-names=() modes=() timeouts=()
-while read -r name mode tmo _rest; do
+names=() modes=() timeouts=() subs=()
+while read -r name mode tmo sub _rest; do
     case "$name" in '' | '#'*) continue ;; esac
     if [ ${#only[@]} -gt 0 ]; then
         keep=0
         for o in "${only[@]}"; do [ "$o" = "$name" ] && keep=1; done
         [ "$keep" = 1 ] || continue
     fi
-    names+=("$name") modes+=("${mode:-full}") timeouts+=("${tmo:-120}")
+    case "$sub" in SUBTESTS=?*) sub="${sub#SUBTESTS=}" ;; *) sub="" ;; esac
+    names+=("$name") modes+=("${mode:-full}") timeouts+=("${tmo:-120}") subs+=("$sub")
 done < <(sed 's/#.*//' "$list")
 # Names given on the command line but not in the list: run them too (full mode, 180 s).
 for o in "${only[@]}"; do
     found=0
     for n in "${names[@]}"; do [ "$n" = "$o" ] && found=1; done
-    [ "$found" = 1 ] || { names+=("$o"); modes+=(full); timeouts+=(180); }
+    [ "$found" = 1 ] || { names+=("$o"); modes+=(full); timeouts+=(180); subs+=(""); }
 done
 if [ ${#names[@]} -eq 0 ]; then
     echo "no librdkafka tests selected" >&2
@@ -103,16 +106,17 @@ echo "librdkafka $LIBRDKAFKA_VERSION test-runner against $bootstrap (TEST_KAFKA_
 passed=0 failed=0
 failures=()
 for i in "${!names[@]}"; do
-    name="${names[$i]}" mode="${modes[$i]}" tmo="${timeouts[$i]}"
+    name="${names[$i]}" mode="${modes[$i]}" tmo="${timeouts[$i]}" sub="${subs[$i]}"
     num="${name%%_*}"
+    label="$name${sub:+[$sub]}"
     args=(-L -p1)
     [ "$mode" = quick ] && args+=(-Q)
-    report="$work/$name.json"
-    log="$work/$name.log"
+    report="$work/$i-$name.json"
+    log="$work/$i-$name.log"
     start=$(date +%s)
     set +e
     # The outer redirection swallows bash's "Aborted" notice when a failing test aborts.
-    (env -C "$work" TESTS="$num" TEST_REPORT="$report" timeout -k 10 "$tmo" "$runner" "${args[@]}" >"$log" 2>&1; exit $?) 2>/dev/null
+    (env -C "$work" TESTS="$num" SUBTESTS="$sub" TEST_REPORT="$report" timeout -k 10 "$tmo" "$runner" "${args[@]}" >"$log" 2>&1; exit $?) 2>/dev/null
     rc=$?
     set -e
     secs=$(($(date +%s) - start))
@@ -137,14 +141,14 @@ EOF
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then state="TIMEOUT(${tmo}s)"; fi
     if [ "$state" = PASSED ] && [ "$rc" = 0 ]; then
         passed=$((passed + 1))
-        printf '  %-28s %-6s PASSED   %4ss\n' "$name" "$mode" "$secs"
+        printf '  %-28s %-6s PASSED   %4ss\n' "$label" "$mode" "$secs"
     else
         failed=$((failed + 1))
         # librdkafka prints '### Test "<name>" failed at <file:line> ... ###' then the message.
         reason="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/^### Test/{n;p}' | sort -u | head -3 | cut -c1-300)"
-        printf '  %-28s %-6s %-8s %4ss (exit %s)\n' "$name" "$mode" "$state" "$secs" "$rc"
+        printf '  %-28s %-6s %-8s %4ss (exit %s)\n' "$label" "$mode" "$state" "$secs" "$rc"
         [ -n "$reason" ] && echo "$reason" | sed 's/^/      /'
-        failures+=("$name")
+        failures+=("$label")
     fi
 done
 
