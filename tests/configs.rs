@@ -7,9 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{batch, create_topic, name, Client, TestBroker};
+use common::{batch, create_topic, create_with, name, Client, TestBroker};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -18,8 +17,8 @@ use kafka_protocol::messages::{
     alter_configs_request as legacy, incremental_alter_configs_request as incremental,
 };
 use kafka_protocol::messages::{
-    AlterConfigsRequest, BrokerId, CreateTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, ProduceRequest,
+    AlterConfigsRequest, BrokerId, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    ListOffsetsRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -33,27 +32,6 @@ const SUBTRACT: i8 = 3;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-async fn create_with(client: &mut Client, topic: &str, configs: &[(&str, &str)]) {
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(5000);
-    let response = client.call(7, &request).await;
-    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
 }
 
 /// DescribeConfigs of one resource; `keys` empty = all.

@@ -244,6 +244,12 @@ pub fn batch(count: usize, compression: Compression, timestamp: i64) -> Bytes {
             )]),
         })
         .collect();
+    encode(&records, compression)
+}
+
+/// One v2 batch of `records` (kafka-protocol writes one batch while offset - sequence stays
+/// constant).
+pub fn encode(records: &[Record], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
@@ -279,14 +285,42 @@ pub async fn create_topic(
     topic: &str,
     partitions: i32,
 ) -> kafka_protocol::messages::CreateTopicsResponse {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    create_topic_with_configs(client, topic, partitions, &[]).await
+}
+
+/// CreateTopics v7 of one topic with replication factor 1 and these topic configs.
+pub async fn create_topic_with_configs(
+    client: &mut Client,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
     let request = kafka_protocol::messages::CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(name(topic))
             .with_num_partitions(partitions)
-            .with_replication_factor(1)])
+            .with_replication_factor(1)
+            .with_configs(configs)])
         .with_timeout_ms(5000);
     client.call(7, &request).await
+}
+
+/// A one-partition topic with these configs that must be created.
+pub async fn create_with(client: &mut Client, topic: &str, configs: &[(&str, &str)]) {
+    let response = create_topic_with_configs(client, topic, 1, configs).await;
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "create {topic}: {response:?}"
+    );
 }
 
 /// A one-partition topic that must be created.
