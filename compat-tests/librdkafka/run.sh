@@ -2,18 +2,25 @@
 # Runs librdkafka's own test suite (tests/test-runner of the librdkafka bundled in the rdkafka-sys
 # crate) against Sluice, for the tests in tests.allow.
 #
-# Usage: compat-tests/librdkafka/run.sh [--bootstrap HOST:PORT] [--list FILE] [TEST_NAME ...]
+# Usage: compat-tests/librdkafka/run.sh [--bootstrap HOST:PORT] [--list FILE] [--jobs N] [TEST_NAME ...]
 #   --bootstrap  use a running broker (default: start target/release/sluice on a temp dir)
 #   --list       allow-list file (default: tests.allow next to this script); lines are
-#                "<test name> <quick|full> <timeout seconds> [SUBTESTS=<substring>]", # starts a
-#                comment; SUBTESTS runs only the sub-tests whose name contains the substring
-#                (librdkafka's own SUBTESTS filter), so a test can be listed by its parts
-#   TEST_NAME    run only these (e.g. to try a candidate: 0031_get_offsets full 120 is implied)
+#                "<test name> <quick|full> <timeout seconds> [KEY=VALUE ...]", # starts a
+#                comment. KEY=VALUE pairs are that test's environment: SUBTESTS=<substring>
+#                runs only the sub-tests whose name contains it (librdkafka's own filter), so a
+#                test can be listed by its parts. A line "@env KEY=VALUE ..." sets environment
+#                for every line after it, up to the next "@env" line (an empty one clears it):
+#                that is how the group tests run a second time with the KIP-848 protocol.
+#   --jobs N     tests run at once against the broker (default: $LIBRDKAFKA_JOBS or 5). They
+#                use random topic and group names, and most of their time is spent waiting.
+#   TEST_NAME    run only these (e.g. to try a candidate: 0031_get_offsets full 180 is implied);
+#                a name listed several times (by parts, or per protocol) runs every listing
 #
 # Rules (each one closes a way for the suite to look greener than it is):
 # - Broker tests only (-L): local/mock tests need no broker and prove nothing about Sluice.
 # - TEST_KAFKA_VERSION is explicit (see below), never the runner's default.
-# - One test per test-runner process, each with its own timeout: a hang fails that test only.
+# - One test per test-runner process, each with its own timeout, work dir and report: a hang
+#   fails that test only, and tests running at once (--jobs) do not share files.
 # - TESTS=<number> is a substring match, so it also selects variants sharing the number (e.g.
 #   "_mock" ones); only the exact allow-listed name is judged, and -L skips the mock variants.
 # - Quick mode (-Q) only where the allow-list says so, i.e. for tests that do not skip under it.
@@ -31,21 +38,24 @@ source "$root/scripts/lib/sluice.sh"
 # for the APIs these tests use, with Kafka 4.0's raised minimums (KIP-896). librdkafka's tests
 # gate sub-cases on this version: 3.9.0 enables everything up to message format v2, headers,
 # zstd, offsetsForTimes and DescribeCluster, and runs group tests with the classic protocol.
-# TEST_KAFKA_VERSION=4.0.0 TEST_CONSUMER_GROUP_PROTOCOL=consumer runs them with KIP-848 (see
-# FINDINGS.md for what passes that way). Override with TEST_KAFKA_VERSION to explore.
+# The "@env TEST_KAFKA_VERSION=4.0.0 TEST_CONSUMER_GROUP_PROTOCOL=consumer" section of
+# tests.allow runs group tests again with KIP-848. Override with TEST_KAFKA_VERSION to explore.
 export TEST_KAFKA_VERSION="${TEST_KAFKA_VERSION:-3.9.0}"
 
 bootstrap=""
 list="$here/tests.allow"
+jobs="${LIBRDKAFKA_JOBS:-5}"
 only=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --bootstrap) bootstrap="$2"; shift 2 ;;
     --list) list="$2"; shift 2 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) only+=("$1"); shift ;;
     esac
 done
+case "$jobs" in '' | *[!0-9]* | 0) echo "--jobs wants a positive number, not '$jobs'" >&2; exit 2 ;; esac
 
 librdkafka_build
 runner="$LIBRDKAFKA_DIR/tests/test-runner"
@@ -54,8 +64,14 @@ export LD_LIBRARY_PATH="$LIBRDKAFKA_DIR/src:$LIBRDKAFKA_DIR/src-cpp${LD_LIBRARY_
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-librdkafka.XXXXXX")"
 own_broker=0
+test_pids=() # running run_one jobs (the broker is a background job too: never wait for it)
 cleanup() {
     local rc=$?
+    # Tests still running (interrupted run) go first: they hold files in $work.
+    if [ ${#test_pids[@]} -gt 0 ]; then
+        kill "${test_pids[@]}" 2>/dev/null
+        wait "${test_pids[@]}" 2>/dev/null
+    fi
     if [ "$own_broker" = 1 ]; then
         sluice_stop || rc=1
     fi
@@ -79,48 +95,42 @@ test.topic.random=true
 EOF
 export RDKAFKA_TEST_CONF="$work/test.conf"
 
-# Read the list: name mode timeout
-names=() modes=() timeouts=() subs=()
-while read -r name mode tmo sub _rest; do
+# Read the list: name mode timeout [KEY=VALUE ...], under the "@env" section in force.
+names=() modes=() timeouts=() envs=()
+section=""
+while read -r name mode tmo rest; do
     case "$name" in '' | '#'*) continue ;; esac
+    if [ "$name" = "@env" ]; then
+        section="$mode $tmo $rest"
+        continue
+    fi
     if [ ${#only[@]} -gt 0 ]; then
         keep=0
         for o in "${only[@]}"; do [ "$o" = "$name" ] && keep=1; done
         [ "$keep" = 1 ] || continue
     fi
-    case "$sub" in SUBTESTS=?*) sub="${sub#SUBTESTS=}" ;; *) sub="" ;; esac
-    names+=("$name") modes+=("${mode:-full}") timeouts+=("${tmo:-120}") subs+=("$sub")
+    # One KEY=VALUE per line; xargs honours quotes, so a value may hold spaces
+    # (SUBTESTS="use_rebalance_cb: 1").
+    env_lines="$(printf '%s\n' "$section $rest" | xargs -n1 printf '%s\n')"
+    while IFS= read -r kv; do
+        case "$kv" in '' | [A-Z_]*=*) ;; *) echo "$list: $name: '$kv' is not KEY=VALUE" >&2; exit 2 ;; esac
+    done <<<"$env_lines"
+    names+=("$name") modes+=("${mode:-full}") timeouts+=("${tmo:-120}") envs+=("$env_lines")
 done < <(sed 's/#.*//' "$list")
 # Names given on the command line but not in the list: run them too (full mode, 180 s).
 for o in "${only[@]}"; do
     found=0
     for n in "${names[@]}"; do [ "$n" = "$o" ] && found=1; done
-    [ "$found" = 1 ] || { names+=("$o"); modes+=(full); timeouts+=(180); subs+=(""); }
+    [ "$found" = 1 ] || { names+=("$o"); modes+=(full); timeouts+=(180); envs+=(""); }
 done
 if [ ${#names[@]} -eq 0 ]; then
     echo "no librdkafka tests selected" >&2
     exit 1
 fi
 
-echo "librdkafka $LIBRDKAFKA_VERSION test-runner against $bootstrap (TEST_KAFKA_VERSION=$TEST_KAFKA_VERSION)"
-passed=0 failed=0
-failures=()
-for i in "${!names[@]}"; do
-    name="${names[$i]}" mode="${modes[$i]}" tmo="${timeouts[$i]}" sub="${subs[$i]}"
-    num="${name%%_*}"
-    label="$name${sub:+[$sub]}"
-    args=(-L -p1)
-    [ "$mode" = quick ] && args+=(-Q)
-    report="$work/$i-$name.json"
-    log="$work/$i-$name.log"
-    start=$(date +%s)
-    set +e
-    # The outer redirection swallows bash's "Aborted" notice when a failing test aborts.
-    (env -C "$work" TESTS="$num" SUBTESTS="$sub" TEST_REPORT="$report" timeout -k 10 "$tmo" "$runner" "${args[@]}" >"$log" 2>&1; exit $?) 2>/dev/null
-    rc=$?
-    set -e
-    secs=$(($(date +%s) - start))
-    state="$(python3 - "$report" "$name" "$log" <<'EOF'
+# test_state REPORT NAME LOG: the test's state from its JSON report, else from the log's table.
+test_state() {
+    python3 - "$@" <<'EOF'
 import json, re, sys
 report, name, log = sys.argv[1:4]
 try:
@@ -137,18 +147,81 @@ try:
 except OSError:
     print("UNKNOWN")
 EOF
-)"
-    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then state="TIMEOUT(${tmo}s)"; fi
+}
+
+# run_one I: runs the I-th selected test in its own test-runner process and work dir, prints
+# its result line (with the failure reason) and writes PASSED or FAILED to $work/I/result.
+run_one() {
+    local i="$1"
+    local name="${names[$i]}" mode="${modes[$i]}" tmo="${timeouts[$i]}"
+    local num="${name%%_*}" sub="" tags="" kv label rc state reason start secs
+    local -a env_args=() args=(-L -p1)
+    while IFS= read -r kv; do
+        [ -n "$kv" ] || continue
+        env_args+=("$kv")
+        case "$kv" in
+        SUBTESTS=*) sub="${kv#SUBTESTS=}" ;;
+        TEST_CONSUMER_GROUP_PROTOCOL=*) tags="${tags:+$tags,}${kv#*=}" ;;
+        esac
+    done <<<"${envs[$i]}"
+    label="$name${sub:+[$sub]}${tags:+ ($tags)}"
+    [ "$mode" = quick ] && args+=(-Q)
+    local dir="$work/$i"
+    mkdir -p "$dir"
+    start=$(date +%s)
+    # The outer redirection swallows bash's "Aborted" notice when a failing test aborts.
+    # TEST_SEED: the runner seeds rand(), which names random topics and groups, from a clock
+    # that processes started together can share; a seed per test keeps their names apart.
+    (env -C "$dir" TESTS="$num" SUBTESTS="" TEST_SEED=$((seed_base + i)) "${env_args[@]}" TEST_REPORT="$dir/report.json" \
+        timeout -k 10 "$tmo" "$runner" "${args[@]}" >"$dir/test.log" 2>&1; exit $?) 2>/dev/null
+    rc=$?
+    secs=$(($(date +%s) - start))
+    state="$(test_state "$dir/report.json" "$name" "$dir/test.log")"
+    if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && [ "$secs" -ge "$tmo" ]; }; then state="TIMEOUT(${tmo}s)"; fi
+    # A SUBTESTS filter that selects no sub-test leaves an empty test that PASSES: not a pass.
+    # librdkafka prints "[ <sub-test name> ]" as each selected sub-test starts.
+    if [ -n "$sub" ] && [ "$state" = PASSED ] &&
+        ! sed 's/\x1b\[[0-9;]*m//g' "$dir/test.log" | grep -F -- "[ " | grep -qF -- "$sub"; then
+        state="NO-SUBTEST"
+    fi
     if [ "$state" = PASSED ] && [ "$rc" = 0 ]; then
+        printf '  %-44s %-5s PASSED   %4ss\n' "$label" "$mode" "$secs"
+        echo PASSED >"$dir/result"
+    else
+        # librdkafka prints '### Test "<name>" failed at <file:line> ... ###' then the message.
+        reason="$(sed 's/\x1b\[[0-9;]*m//g' "$dir/test.log" | sed -n '/^### Test/{n;p}' | sort -u | head -3 | cut -c1-300 | sed 's/^/      /')"
+        # One printf per result keeps the lines of tests finishing together whole.
+        printf '  %-44s %-5s %-8s %4ss (exit %s)\n%s' "$label" "$mode" "$state" "$secs" "$rc" "${reason:+$reason
+}"
+        echo "FAILED" >"$dir/result"
+    fi
+}
+
+echo "librdkafka $LIBRDKAFKA_VERSION test-runner against $bootstrap (TEST_KAFKA_VERSION=$TEST_KAFKA_VERSION by default, $jobs at once)"
+seed_base=$(((RANDOM << 15 | RANDOM) & 0x3fffffff))
+set +e
+# Longest first (the timeout stands for the expected time), so that the slow tests do not start
+# last and leave the other slots idle at the end.
+order="$(for i in "${!names[@]}"; do echo "${timeouts[$i]} $i"; done | sort -k1,1nr -k2,2n -s | cut -d' ' -f2)"
+for i in $order; do
+    while [ ${#test_pids[@]} -ge "$jobs" ]; do
+        wait -n "${test_pids[@]}"
+        alive=()
+        for p in "${test_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
+        test_pids=("${alive[@]}")
+    done
+    run_one "$i" &
+    test_pids+=($!)
+done
+[ ${#test_pids[@]} -gt 0 ] && wait "${test_pids[@]}"
+test_pids=()
+set -e
+passed=0 failed=0
+for i in "${!names[@]}"; do
+    if [ "$(cat "$work/$i/result" 2>/dev/null)" = PASSED ]; then
         passed=$((passed + 1))
-        printf '  %-28s %-6s PASSED   %4ss\n' "$label" "$mode" "$secs"
     else
         failed=$((failed + 1))
-        # librdkafka prints '### Test "<name>" failed at <file:line> ... ###' then the message.
-        reason="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/^### Test/{n;p}' | sort -u | head -3 | cut -c1-300)"
-        printf '  %-28s %-6s %-8s %4ss (exit %s)\n' "$label" "$mode" "$state" "$secs" "$rc"
-        [ -n "$reason" ] && echo "$reason" | sed 's/^/      /'
-        failures+=("$label")
     fi
 done
 
