@@ -1,7 +1,6 @@
 //! CreatePartitions (KIP-195): grows topics' partition counts through the metadata quorum;
 //! producers and consumers find the new partitions in their next Metadata response.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -12,6 +11,7 @@ use crate::broker::Broker;
 use crate::error::Error;
 use crate::metadata::controller::CreatePartitions;
 use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::handlers::{duplicate_names, topic_name};
 
 /// v0-v3, all Kafka 4 serves. v2 is flexible; v3 may answer THROTTLING_QUOTA_EXCEEDED
 /// (KIP-599), which a broker without controller mutation quotas never does.
@@ -23,20 +23,11 @@ pub async fn handle(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     // As Kafka's ControllerApis: a name given twice is refused (once) with INVALID_REQUEST.
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.as_str()))
-        .map(|t| t.name.to_string())
-        .collect();
+    let duplicates = duplicate_names(request.topics.iter().map(|t| t.name.as_str()));
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut reported = HashSet::new();
-    for name in request.topics.iter().map(|t| &t.name) {
-        if duplicates.contains(name.as_str()) && reported.insert(name.to_string()) {
-            let e = Error::InvalidRequest("Duplicate topic name.".into());
-            results.push(result(name.clone(), Err(e)));
-        }
+    for name in &duplicates {
+        let e = Error::InvalidRequest("Duplicate topic name.".into());
+        results.push(result(topic_name(name), Err(e)));
     }
     let topics: Vec<_> = request
         .topics

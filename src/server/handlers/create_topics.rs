@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::metadata::controller::CreateTopic;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::describe_configs;
-use crate::server::handlers::topic_name;
+use crate::server::handlers::{duplicate_names, topic_name};
 
 /// v2-v7 (Kafka 4 removed v0-v1). v4 lets -1 mean the broker default (KIP-464), v5 returns
 /// each topic's configs, partitions and replication factor (KIP-525), v7 its topic id.
@@ -31,13 +31,7 @@ pub async fn handle(
 ) -> CreateTopicsResponse {
     // As Kafka's ControllerApis: a name given twice is answered once, after the others, with
     // INVALID_REQUEST.
-    let mut seen = HashSet::new();
-    let duplicates: IndexSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.as_str()))
-        .map(|t| t.name.to_string())
-        .collect();
+    let duplicates = duplicate_names(request.topics.iter().map(|t| t.name.as_str()));
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         if duplicates.contains(topic.name.as_str()) {

@@ -68,3 +68,15 @@ pub fn resolve_topic(
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
+
+/// The names a request gives more than once, in the order they first repeat. Kafka's
+/// controller (ControllerApis) acts on none of them and answers each once with
+/// INVALID_REQUEST "Duplicate topic name." (CreateTopics, CreatePartitions).
+pub fn duplicate_names<'a>(names: impl IntoIterator<Item = &'a str>) -> indexmap::IndexSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| !seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
