@@ -1146,10 +1146,12 @@ fn clean_batch(
     } else {
         existing_horizon.filter(|_| has_tombstones)
     };
-    let rewrite = if removed == 0 && !set_horizon {
-        Rewrite::Keep
-    } else if retained.is_empty() && !retain_empty {
+    // An empty batch header kept by an earlier clean goes too once it no longer ends a
+    // segment or carries a producer's last sequence (Kafka's DELETE_EMPTY retention).
+    let rewrite = if retained.is_empty() && !retain_empty {
         Rewrite::Drop
+    } else if removed == 0 && !set_horizon {
+        Rewrite::Keep
     } else if retained.is_empty() {
         Rewrite::Replace(empty_batch(batch, header))
     } else {
@@ -1952,6 +1954,256 @@ mod tests {
         assert_eq!(
             latest, latest_after,
             "the latest record of every key survives"
+        );
+    }
+
+    #[test]
+    fn throttler_pauses_so_the_rate_stays_at_the_limit() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let mut t = Throttler::new(THROTTLE_CHECK_INTERVAL);
+        assert!(
+            t.observe(1_000, 1_000.0, t0).is_zero(),
+            "first bytes start the period"
+        );
+        assert!(
+            t.observe(1_000, 1_000.0, ms(100)).is_zero(),
+            "within the interval"
+        );
+        // 3000 bytes in 400 ms at 1000 B/s should have taken 3 s: pause the other 2.6 s.
+        let pause = t.observe(1_000, 1_000.0, ms(400));
+        assert_eq!(pause.as_millis(), 2_600);
+        // The next period starts after the pause: 500 bytes in 500 ms is within the rate.
+        assert!(t.observe(500, 1_000.0, ms(3_000)).is_zero());
+        assert!(t.observe(0, 1_000.0, ms(3_500)).is_zero());
+        // Kafka's default Double.MaxValue (and a nonsensical rate) never throttle.
+        let mut free = Throttler::new(THROTTLE_CHECK_INTERVAL);
+        free.observe(1 << 30, f64::MAX, t0);
+        assert!(free.observe(1 << 30, f64::MAX, ms(301)).is_zero());
+        assert!(free.observe(1 << 30, 0.0, ms(700)).is_zero());
+    }
+
+    #[tokio::test]
+    async fn repeated_cleaning_merges_small_segments_up_to_segment_bytes() {
+        let f = Fixture::new(compact_config());
+        let mut counts = Vec::new();
+        for _ in 0..6 {
+            fill(&f.log, 3, 40, Compression::None).await;
+            f.clean(&CleanerConfig::default()).await.expect("cleaned");
+            counts.push(f.log.segment_count());
+        }
+        let view = f.log.cleaner_view();
+        let sizes: Vec<u64> = view.segments.iter().map(|s| s.size).collect();
+        assert!(
+            sizes.iter().all(|&s| s <= 1_000),
+            "cleaned segments stay within segment.bytes: {sizes:?}"
+        );
+        // Each round appends 120 single-record batches (about 9 segments). As in Kafka,
+        // groups are formed from the sizes before cleaning, so a round's segments shrink in
+        // its own clean and merge in the next: the count stays at about one round's worth
+        // instead of growing by 9 a round (it was 50+ without grouping).
+        assert!(
+            counts[5] <= counts[1] + 1 && counts[5] <= 12,
+            "segment counts after each round: {counts:?} ({sizes:?})"
+        );
+        let groups =
+            group_segments_by_size(&view.segments.iter().collect::<Vec<_>>(), &compact_config());
+        for g in &groups {
+            assert!(g.iter().map(|s| s.size).sum::<u64>() <= 1_000);
+        }
+        // Segments still chain: each ends where the next begins, and a restart loads them.
+        for w in view.segments.windows(2) {
+            assert_eq!(w[0].next_offset, w[1].base_offset);
+        }
+        let (records, _) = read_all(&f.log);
+        f.log.flush().await.expect("flush");
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert_eq!(read_all(&reopened).0, records);
+        assert!(f
+            .disk
+            .list_dir(Path::new(DIR))
+            .expect("list")
+            .iter()
+            .all(|e| !e.name.ends_with(SWAP_FILE_SUFFIX)));
+        assert!(
+            f.metrics.log_cleaner_passes_total.get() == 6,
+            "one pass a round"
+        );
+    }
+
+    #[test]
+    fn grouping_respects_size_index_and_offset_span() {
+        let disk = SimDisk::new();
+        disk.create_dir_all(Path::new("/g")).expect("dir");
+        let file = disk.open(Path::new("/g/x"), true).expect("file");
+        let seg = |base: i64, next: i64, size: u64| Segment {
+            size,
+            next_offset: next,
+            ..Segment::new(base, Arc::clone(&file), 1, 0)
+        };
+        let segs = [
+            seg(0, 10, 400),
+            seg(10, 20, 500),
+            seg(20, 30, 200),
+            seg(30, 40, 900),
+            seg(40, 41, 0),
+            seg(41, i64::from(i32::MAX) + 50, 10),
+        ];
+        let refs: Vec<&Segment> = segs.iter().collect();
+        let config = LogConfig {
+            segment_bytes: 1_000,
+            segment_index_bytes: 10 * 1024,
+            index_interval_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let bases = |groups: Vec<Vec<&Segment>>| -> Vec<Vec<i64>> {
+            groups
+                .iter()
+                .map(|g| g.iter().map(|s| s.base_offset).collect())
+                .collect()
+        };
+        assert_eq!(
+            bases(group_segments_by_size(&refs, &config)),
+            vec![vec![0, 10], vec![20], vec![30, 40], vec![41]],
+            "size first, then the 32-bit relative offset span"
+        );
+        // An offset index of two entries: each segment counts at least one.
+        let tiny_index = LogConfig {
+            segment_index_bytes: 2 * OFFSET_INDEX_ENTRY_BYTES,
+            ..config
+        };
+        assert_eq!(
+            bases(group_segments_by_size(&refs[..3], &tiny_index)),
+            vec![vec![0, 10], vec![20]]
+        );
+    }
+
+    #[tokio::test]
+    async fn swap_left_by_a_crash_is_completed_at_open() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        f.log.flush().await.expect("flush");
+        let before = read_all(&f.log).0;
+        let view = f.log.cleaner_view();
+        let (a, b) = (&view.segments[0], &view.segments[1]);
+        // The merged copy of the first two segments, committed as a swap: the state a crash
+        // leaves between the swap's directory sync and the removal of the old segments.
+        let mut merged = vec![0u8; (a.size + b.size) as usize];
+        a.log
+            .read_at(0, &mut merged[..a.size as usize])
+            .expect("read");
+        b.log
+            .read_at(0, &mut merged[a.size as usize..])
+            .expect("read");
+        let swap = PathBuf::from(format!("{DIR}/00000000000000000000.log{SWAP_FILE_SUFFIX}"));
+        f.disk.write_file(&swap, &merged).expect("write");
+        f.disk
+            .open(&swap, false)
+            .expect("open")
+            .sync()
+            .await
+            .expect("sync");
+        f.disk.sync_dir_blocking(Path::new(DIR)).expect("sync");
+        let count = f.log.segment_count();
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert!(!f.disk.exists(&swap), "the swap became the segment");
+        assert_eq!(
+            reopened.segment_count(),
+            count - 1,
+            "the second segment went"
+        );
+        assert_eq!(
+            read_all(&reopened).0,
+            before,
+            "no record lost or duplicated"
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_over_the_decompression_bound_is_kept_as_it_is() {
+        let config = LogConfig {
+            decompressed_batch_max_bytes: 200,
+            ..compact_config()
+        };
+        let f = Fixture::new(compact_config());
+        // One gzip batch of 10 records (over 200 bytes decompressed), then plain updates of
+        // the same keys, which would supersede all of it.
+        let big: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("k{i}"), format!("old-value-{i:020}")))
+            .collect();
+        let big_refs: Vec<(&str, Option<&str>)> = big
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
+        let at = put(&f.log, &big_refs, 1_000_000, Compression::Gzip).await;
+        fill(&f.log, 10, 8, Compression::None).await;
+        // The bound is lowered after the batch was stored (produce checks it too).
+        f.log.set_config(config);
+        let stats = f
+            .clean(&CleanerConfig::default())
+            .await
+            .expect("no failure");
+        assert_eq!(stats.oversized_batches, 1, "{stats:?}");
+        assert_eq!(f.metrics.log_cleaner_oversized_batches_total.get(), 1);
+        let (records, headers) = read_all(&f.log);
+        let kept = headers.iter().find(|h| h.base_offset == at).expect("kept");
+        assert_eq!((kept.records_count, kept.compression_codec()), (10, 1));
+        assert_eq!(records.iter().filter(|r| r.0 < at + 10).count(), 10);
+        assert!(
+            records
+                .iter()
+                .filter(|r| r.0 >= at + 10 && r.0 < f.log.active_segment_base_offset())
+                .count()
+                <= 10,
+            "the rest is cleaned"
+        );
+        // The partition is not given up on: it is cleaned again when dirty.
+        fill(&f.log, 10, 8, Compression::None).await;
+        assert!(f.clean(&CleanerConfig::default()).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn delete_horizon_survives_a_restart_and_triggers_the_clean() {
+        let f = Fixture::new(compact_config());
+        put(
+            &f.log,
+            &[("gone", Some("v1"))],
+            1_000_000,
+            Compression::None,
+        )
+        .await;
+        put(&f.log, &[("gone", None)], 1_000_000, Compression::None).await;
+        fill(&f.log, 2, 20, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        assert!(
+            keys(&read_all(&f.log).0).contains(&"gone"),
+            "tombstone kept"
+        );
+        f.log.flush().await.expect("flush");
+        // Restart: a new log and a new cleaner, whose horizon map starts empty.
+        f.disk.crash();
+        let log = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        let cleaner = Fixture::open_cleaner(&f.disk, &f.metrics);
+        let logs = [Arc::clone(&log)];
+        let config = CleanerConfig::default();
+        let early = cleaner
+            .clean_filthiest(&logs, &config, f.now() + 9_000)
+            .await;
+        assert!(
+            early.expect("clean").is_none(),
+            "nothing dirty, horizon ahead"
+        );
+        let done = cleaner
+            .clean_filthiest(&logs, &config, f.now() + 10_001)
+            .await
+            .expect("clean")
+            .expect("the horizon is due");
+        assert!(done.1.records_removed >= 1);
+        assert!(
+            !keys(&read_all(&log).0).contains(&"gone"),
+            "tombstone removed"
         );
     }
 

@@ -1873,6 +1873,39 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn offset_for_timestamp_answers_a_batch_over_the_decompression_bound_by_its_header() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
+        let config = LogConfig {
+            segment_bytes: 1_500,
+            index_interval_bytes: 100,
+            decompressed_batch_max_bytes: 8,
+            ..LogConfig::default()
+        };
+        let log = open_with(disk, Path::new("/l/t-0"), config, &Metrics::new());
+        for i in 0..4i64 {
+            let codec = if i % 2 == 0 {
+                Compression::Zstd
+            } else {
+                Compression::None
+            };
+            let b = batch_with_timestamps(&[100 * i + 20, 100 * i + 10, 100 * i + 30], codec);
+            append_checked(&log, b, 7).await.expect("append");
+        }
+        // Batch 2 (zstd, offsets 6..8, max 230) is over the bound: its first offset and max
+        // timestamp, never a later offset than the exact answer (7 would be 210 < 215).
+        assert_eq!(
+            log.offset_for_timestamp(215).expect("ts"),
+            Some((6, 230, 7))
+        );
+        // Batch 3 is uncompressed: exact.
+        assert_eq!(
+            log.offset_for_timestamp(321).expect("ts"),
+            Some((11, 330, 7))
+        );
+        assert_eq!(log.max_timestamp_offset().expect("max"), Some((11, 330, 7)));
+    }
+
+    #[tokio::test]
     async fn log_append_time_overwrites_timestamps_with_valid_crc() {
         let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
         let config = LogConfig {
