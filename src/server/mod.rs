@@ -329,9 +329,19 @@ async fn log_cleaner(broker: Arc<Broker>) {
             }
             continue;
         }
-        tokio::select! {
-            _ = broker.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        // Backoff in steps of at most a second, re-reading it, so that a dynamic change of
+        // `log.cleaner.backoff.ms` applies soon (Kafka restarts its cleaner threads for it).
+        let start = tokio::time::Instant::now();
+        let mut backoff = backoff;
+        while start.elapsed() < backoff {
+            let step = (backoff - start.elapsed()).min(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = broker.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(step) => {}
+            }
+            backoff = std::time::Duration::from_millis(
+                u64::try_from(broker.effective_config().log_cleaner_backoff_ms).unwrap_or(0),
+            );
         }
     }
 }
