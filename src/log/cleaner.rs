@@ -465,30 +465,49 @@ impl LogCleaner {
         }
     }
 
-    /// The latest delete horizon among the batch headers of the non-active segments (KIP-534
-    /// bit 6 with records left), so a restart does not forget tombstones waiting to go.
-    fn load_horizons(&self, key: &PartitionKey, view: &CleanerView) {
-        if lock(&self.state).horizons_loaded.contains(key) {
+    /// The latest delete horizon among the batch headers of a compacted log's non-active
+    /// segments (KIP-534 bit 6 with records left), read once per partition after start, so a
+    /// restart does not forget tombstones waiting to go. Reads headers only (61 bytes a
+    /// batch), off the request workers when offloading.
+    async fn load_horizons(&self, p: &Partition) {
+        let key = partition_key(p);
+        if !p.config().cleanup_compact || lock(&self.state).horizons_loaded.contains(&key) {
             return;
         }
-        let mut latest: Option<i64> = None;
-        for seg in &view.segments {
-            let scanned = seg.scan_headers(0, seg.size, |h| {
-                if h.attributes & DELETE_HORIZON_FLAG != 0 && h.records_count > 0 {
-                    latest = Some(latest.map_or(h.base_timestamp, |l| l.max(h.base_timestamp)));
-                }
-                false
-            });
-            if let Err(e) = scanned {
-                tracing::warn!(topic = key.0, partition = key.1, error = %e, "could not read delete horizons");
-                return;
-            }
+        let view = p.cleaner_view();
+        if !view.config.cleanup_compact || !view.online {
+            return;
         }
+        let segments = view.segments;
+        let scanned = self
+            .run_cpu(move || -> Result<Option<i64>> {
+                let mut latest: Option<i64> = None;
+                for seg in &segments {
+                    seg.scan_headers(0, seg.size, |h| {
+                        if h.attributes & DELETE_HORIZON_FLAG != 0 && h.records_count > 0 {
+                            latest =
+                                Some(latest.map_or(h.base_timestamp, |l| l.max(h.base_timestamp)));
+                        }
+                        false
+                    })?;
+                }
+                Ok(latest)
+            })
+            .await
+            .and_then(|r| r);
         let mut st = lock(&self.state);
+        // Marked loaded even on an error: one WARN, not one a pass; the next clean of the
+        // partition sets its horizons anyway.
         st.horizons_loaded.insert(key.clone());
-        if let Some(h) = latest {
-            let entry = st.delete_horizons.entry(key.clone()).or_insert(h);
-            *entry = (*entry).max(h);
+        match scanned {
+            Ok(Some(h)) => {
+                let entry = st.delete_horizons.entry(key).or_insert(h);
+                *entry = (*entry).max(h);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(topic = key.0, partition = key.1, error = %e, "could not read delete horizons");
+            }
         }
     }
 
@@ -514,6 +533,7 @@ impl LogCleaner {
         let mut best: Option<LogToClean> = None;
         let mut horizon_due: Option<LogToClean> = None;
         for p in partitions {
+            self.load_horizons(p).await;
             let Some(ltc) = self.log_to_clean(p, now_ms) else {
                 continue;
             };
@@ -561,7 +581,6 @@ impl LogCleaner {
         if !view.config.cleanup_compact || !view.online || view.segments.is_empty() {
             return None;
         }
-        self.load_horizons(&key, &view);
         let log_end = view.active_base_offset;
         let checkpoint = self.checkpointed_offset(p).unwrap_or(view.log_start_offset);
         // Kafka resets a checkpoint outside the log (truncated or recreated) to the log start.
