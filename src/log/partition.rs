@@ -748,8 +748,9 @@ impl Partition {
     /// copy is renamed to `<base>.log.swap` and the directory synced before any old segment
     /// goes, so that a crash from then on finds the swap and completes it at open
     /// (`cleaner::remove_leftovers`); then the others are deleted and the swap renamed over
-    /// the first. That one directory sync is taken under the lock, as Kafka takes it under
-    /// the log's lock: the swap must never be durable for segments already changed.
+    /// the first, with a second directory sync between the removals and that rename. Both
+    /// syncs are taken under the lock, as Kafka flushes the directory under the log's lock:
+    /// the swap must never be durable for segments already changed.
     pub(crate) fn replace_segments(
         &self,
         old: &[(i64, Arc<dyn DiskFile>)],
@@ -794,6 +795,10 @@ impl Partition {
                 remove_index_files(self.disk.as_ref(), &self.dir, *b)?;
             }
             remove_index_files(self.disk.as_ref(), &self.dir, base)?;
+            // The removals are durable before the rename: a file system free to reorder
+            // directory updates must never keep the merged `.log` next to old segments it
+            // covers (with the swap still there, the next open completes it).
+            self.disk.sync_dir_blocking(&self.dir)?;
             self.disk.rename(&swap_path, &log_path)?;
         }
         segment.created_ms = st.segments[i].created_ms;
