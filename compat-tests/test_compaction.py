@@ -166,3 +166,38 @@ def test_ten_thousand_keys_with_tombstones_then_kill_9_while_cleaning(broker_fac
         time.sleep(1)
     assert offsets[0] == sorted(offsets[0]) and len(set(offsets[0])) == len(offsets[0])
     assert not any(v is None for _, v in got), "a tombstone outlived delete.retention.ms"
+
+
+def test_repeated_cleaning_keeps_the_segment_count_small(broker_factory):
+    """Round after round of updates to the same keys, each cleaned: the log cleaner merges
+    the segments it shrank (Kafka's groupSegmentsBySize), so the partition directory holds
+    about one round's worth of segments instead of one more round's worth each time, and
+    confluent-kafka still reads exactly the latest record of each key."""
+    b = broker_factory({"log.cleaner.backoff.ms": "100"})
+    topic = topic_name("compactgroups")
+    create_compacted(b.bootstrap, topic)
+    latest = {}
+    counts = []
+    for r in range(8):
+        passes = metric(b, "sluice_log_cleaner_passes_total")
+        # Random values (lz4 cannot shrink them): about 4 segments of 2 KiB a round.
+        records = [(f"k{k}".encode(), os.urandom(40).hex().encode(), None) for _ in range(5) for k in range(20)]
+        results = cf.produce(b.bootstrap, topic, records, "lz4", partition=0, **{"batch.size": 500})
+        for (k, v, _), (_, off) in zip(records, results):
+            latest[k] = (off, k, v)
+        deadline = time.monotonic() + 30
+        while metric(b, "sluice_log_cleaner_passes_total") <= passes:
+            assert time.monotonic() < deadline, f"round {r}: no cleaning pass"
+            time.sleep(0.05)
+        counts.append(len(list(b.partition_dir(topic, 0).glob("*.log"))))
+    # Each round rolls about 5 segments of 2 KiB; without merging they pile up (about 40
+    # after 8 rounds); with it the count stays near 9 (slack for a pass that lags under load).
+    assert counts[-1] <= max(counts[:2]) + 6, counts
+    assert not list(b.partition_dir(topic, 0).glob("*.swap")), "no swap left behind"
+    expected = sorted(latest.values())
+    # The last round may still sit in the active segment: every key's latest record is
+    # there, at its acknowledged offset, and nothing older than a key's latest below it.
+    consumed, offsets = cf.consume_all(b.bootstrap, topic, partitions=1)
+    got = [(off, k, v) for off, (k, v, _) in zip(offsets.get(0, []), consumed.get(0, []))]
+    assert set(expected) <= set(got)
+    assert offsets[0] == sorted(offsets[0])

@@ -74,6 +74,9 @@ pub struct Metrics {
     pub log_cleaner_written_bytes_total: IntCounter,
     /// Records the log cleaner removed (superseded, expired tombstones, keyless).
     pub log_cleaner_removed_records_total: IntCounter,
+    /// Stored batches the log cleaner kept as they are because their records would
+    /// decompress past `sluice.decompressed.batch.max.bytes` (counted once per pass).
+    pub log_cleaner_oversized_batches_total: IntCounter,
     /// Open client connections per listener.
     pub server_active_connections: IntGaugeVec,
     /// Connections accepted per listener (its rate is the connection rate).
@@ -210,6 +213,11 @@ impl Metrics {
                 &r,
                 "sluice_log_cleaner_removed_records_total",
                 "records removed by the log cleaner",
+            ),
+            log_cleaner_oversized_batches_total: counter(
+                &r,
+                "sluice_log_cleaner_oversized_batches_total",
+                "stored batches kept uncleaned because they decompress past sluice.decompressed.batch.max.bytes",
             ),
             server_active_connections: gauge_vec(
                 &r,

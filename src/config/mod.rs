@@ -318,6 +318,9 @@ pub struct Config {
     /// `log.cleaner.threads` (1); passes run one at a time, the dedupe buffer is shared as
     /// Kafka shares it.
     pub log_cleaner_threads: i32,
+    /// `log.cleaner.io.max.bytes.per.second` (Double.MaxValue, unthrottled): the cleaner's
+    /// read plus write rate (Kafka's Throttler).
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// `log.preallocate` (false).
     pub log_preallocate: bool,
     /// `log.message.timestamp.type` (CreateTime).
@@ -1351,6 +1354,12 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
             1.0,
         )?,
         log_cleaner_threads: r.int("log.cleaner.threads", 1, 0)?,
+        log_cleaner_io_max_bytes_per_second: r.double(
+            "log.cleaner.io.max.bytes.per.second",
+            "1.7976931348623157E308",
+            0.0,
+            f64::MAX,
+        )?,
         log_preallocate: r.bool("log.preallocate", false)?,
         log_message_timestamp_type,
         log_message_timestamp_before_max_ms: r.long(

@@ -15,29 +15,44 @@
 //!   records count, timestamps bounds, length and CRC change. Compressed batches are
 //!   decompressed and recompressed with their own codec;
 //! - a batch left empty goes, except the last batch of an idempotent producer (its sequence
-//!   must survive, Kafka's RETAIN_EMPTY) and the last batch of the segment: both stay as empty
-//!   batch headers. Keeping the segment's last batch keeps every segment ending where the next
-//!   one starts, which recovery checks (a departure from Kafka, which merges segments instead).
+//!   must survive, Kafka's RETAIN_EMPTY) and the last batch of a group: both stay as empty
+//!   batch headers. Keeping the group's last batch keeps every segment ending where the next
+//!   one starts, which recovery checks;
+//! - segments are cleaned in groups (Kafka's groupSegmentsBySize): adjacent segments whose
+//!   sizes add up to at most `segment.bytes` (and whose index entries and offset span fit one
+//!   segment) become one cleaned segment, so repeated cleaning does not leave many tiny ones;
+//! - a stored batch whose records would decompress past `sluice.decompressed.batch.max.bytes`
+//!   is kept as it is (and its keys are not mapped), never decompressed past that bound;
+//! - reads and writes are throttled to `log.cleaner.io.max.bytes.per.second` (Kafka's
+//!   Throttler), and decompression, filtering and recompression of each chunk run off the
+//!   request runtime's worker threads when the server asks for it
+//!   ([`LogCleaner::set_offload_cpu`]).
 //!
-//! Crash safety: the copy is written to `<base>.log.cleaned` and fsynced, then renamed over
-//! `<base>.log` under the partition lock (one atomic rename: the log holds either the old or
-//! the new segment, never a mix), then the directory is fsynced. Segments are cleaned oldest
+//! Crash safety: the copy is written to `<base>.log.cleaned` and fsynced. A group of one is
+//! then renamed over `<base>.log` under the partition lock (one atomic rename: the log holds
+//! either the old or the new segment, never a mix). A larger group is Kafka's replaceSegments:
+//! under the partition lock the copy becomes `<base>.log.swap` and the directory is fsynced,
+//! then the group's other segments are deleted and the swap renamed over `<base>.log`; a crash
+//! after the swap is durable completes it at the next open ([`remove_leftovers`]: segments
+//! inside the swap's offset range go, the swap becomes the segment). Groups are cleaned oldest
 //! first, so a crash between two swaps never leaves a removed tombstone's older value behind.
-//! Recovery deletes `.cleaned` leftovers ([`remove_leftovers`]).
+//! Recovery deletes `.cleaned` leftovers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::disk::{Disk, DiskFile};
 use crate::log::partition::{CleanerView, Partition};
-use crate::log::segment::{segment_paths, Segment};
+use crate::log::segment::{remove_index_files, segment_paths, Segment};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
+use crate::protocol::compression::{decompress_within, Codec};
 use crate::protocol::record_batch::{
     compute_crc, parse_header, BatchHeader, BatchIter, BATCH_HEADER_LEN, LOG_OVERHEAD,
 };
@@ -46,6 +61,13 @@ use crate::protocol::record_batch::{
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// Suffix of a cleaned segment copy before its swap (Kafka's CleanedFileSuffix).
 pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// Suffix of a merged cleaned segment whose swap is committed (Kafka's SwapFileSuffix).
+pub const SWAP_FILE_SUFFIX: &str = ".swap";
+/// How often the throttler compares the observed rate with the allowed one (Kafka's
+/// LogCleaner builds its Throttler with a 300 ms check interval).
+const THROTTLE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
+/// Bytes of offset index per entry (relative offset and position), for grouping.
+const OFFSET_INDEX_ENTRY_BYTES: u64 = 8;
 /// Bytes Kafka's SkimpyOffsetMap counts per entry: a 16-byte key hash and an 8-byte offset.
 const OFFSET_MAP_ENTRY_BYTES: u64 = 24;
 /// Bytes of segment read at a time.
@@ -74,6 +96,9 @@ pub struct CleanerConfig {
     /// `log.cleaner.threads`: the dedupe buffer is shared by this many (one pass runs at a
     /// time here, but the per-pass share follows Kafka's division).
     pub threads: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's read plus write rate;
+    /// `f64::MAX` (Kafka's Double.MaxValue default) is unthrottled.
+    pub io_max_bytes_per_second: f64,
 }
 
 impl Default for CleanerConfig {
@@ -82,7 +107,60 @@ impl Default for CleanerConfig {
             dedupe_buffer_size: 134_217_728,
             io_buffer_load_factor: 0.9,
             threads: 1,
+            io_max_bytes_per_second: f64::MAX,
         }
+    }
+}
+
+/// Kafka's Throttler: counts the cleaner's I/O bytes and, once per check interval, says how
+/// long to pause so that the bytes of the interval divided by its length (pause included)
+/// stay at most the allowed rate. Pure arithmetic over the instants it is given, so tests
+/// drive it with their own clock.
+#[derive(Debug)]
+pub struct Throttler {
+    check_interval: std::time::Duration,
+    period_start: Option<tokio::time::Instant>,
+    observed_bytes: f64,
+}
+
+impl Throttler {
+    pub fn new(check_interval: std::time::Duration) -> Self {
+        Throttler {
+            check_interval,
+            period_start: None,
+            observed_bytes: 0.0,
+        }
+    }
+
+    /// Counts `bytes` of I/O done by `now` against `rate_bytes_per_second`; returns the pause
+    /// to take now (zero while the interval is not over or the rate is respected). A rate of
+    /// zero or less, not finite, or `f64::MAX` is unthrottled.
+    pub fn observe(
+        &mut self,
+        bytes: u64,
+        rate_bytes_per_second: f64,
+        now: tokio::time::Instant,
+    ) -> std::time::Duration {
+        let zero = std::time::Duration::ZERO;
+        let start = *self.period_start.get_or_insert(now);
+        self.observed_bytes += bytes as f64;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < self.check_interval || self.observed_bytes <= 0.0 {
+            return zero;
+        }
+        let throttled = rate_bytes_per_second.is_finite()
+            && rate_bytes_per_second > 0.0
+            && rate_bytes_per_second < f64::MAX;
+        let mut pause = zero;
+        if throttled && self.observed_bytes / elapsed.as_secs_f64() > rate_bytes_per_second {
+            // The time these bytes should have taken at the allowed rate, less the time they
+            // took (Kafka's sleepTime = observed / desiredRate - elapsed).
+            let needed = self.observed_bytes / rate_bytes_per_second - elapsed.as_secs_f64();
+            pause = std::time::Duration::try_from_secs_f64(needed).unwrap_or(zero);
+        }
+        self.period_start = Some(now + pause);
+        self.observed_bytes = 0.0;
+        pause
     }
 }
 
@@ -157,7 +235,12 @@ pub struct CleanStats {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub records_removed: u64,
+    /// Cleaned segments swapped in (each replaces a group of one or more segments).
     pub segments_swapped: u64,
+    /// Segments those swaps replaced.
+    pub segments_replaced: u64,
+    /// Batches kept as they are because they decompress past the bound.
+    pub oversized_batches: u64,
     /// The partition is clean below this offset now.
     pub end_offset: i64,
 }
@@ -181,17 +264,27 @@ type PartitionKey = (String, i32);
 #[derive(Debug)]
 pub struct LogCleaner {
     disk: Arc<dyn Disk>,
+    clock: Arc<dyn Clock>,
     metrics: Metrics,
     state: Mutex<CleanerState>,
+    /// Shared by every pass, as Kafka's one Throttler is shared by its cleaner threads.
+    throttler: Mutex<Throttler>,
+    /// Run each chunk's decompression, filtering and recompression on tokio's blocking pool
+    /// (set by the server; tests and a simulation keep it inline on the calling task).
+    offload_cpu: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct CleanerState {
     /// Log dir -> partition -> first dirty offset, as in each dir's checkpoint file.
     checkpoints: BTreeMap<PathBuf, BTreeMap<PartitionKey, i64>>,
-    /// Latest future delete horizon of kept tombstones, per partition: when it passes, the
-    /// log is cleaned even if not dirty enough (KIP-534). In memory only.
+    /// Latest delete horizon of kept tombstones, per partition: when it passes, the log is
+    /// cleaned even if not dirty enough (KIP-534; Kafka's UnifiedLog.latestDeleteHorizon).
+    /// Kafka keeps it in memory only; here it is rebuilt after a restart from the batch
+    /// headers of each compacted log the first time the cleaner looks at it.
     delete_horizons: BTreeMap<PartitionKey, i64>,
+    /// Partitions whose horizons were rebuilt from their headers since the cleaner started.
+    horizons_loaded: BTreeSet<PartitionKey>,
     /// Partitions whose clean failed; skipped until restart (Kafka's uncleanable partitions).
     uncleanable: BTreeSet<PartitionKey>,
 }
@@ -200,14 +293,66 @@ fn lock(m: &Mutex<CleanerState>) -> MutexGuard<'_, CleanerState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Deletes `.cleaned` copies a crash left in a partition directory (their segments are intact).
+fn lock_throttler(m: &Mutex<Throttler>) -> MutexGuard<'_, Throttler> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// At partition open: deletes `.cleaned` copies a crash left (their segments are intact) and
+/// completes the swaps a crash interrupted (Kafka's LogLoader does both).
 pub fn remove_leftovers(disk: &dyn Disk, dir: &Path) -> Result<()> {
+    let mut swapped = false;
     for entry in disk.list_dir(dir)? {
-        if !entry.is_dir && entry.name.ends_with(CLEANED_FILE_SUFFIX) {
+        if entry.is_dir {
+            continue;
+        }
+        if entry.name.ends_with(CLEANED_FILE_SUFFIX) {
             tracing::info!(dir = %dir.display(), file = entry.name, "removing unfinished log cleaner copy");
             disk.remove_file(&dir.join(&entry.name))?;
+        } else if let Some(stem) = entry.name.strip_suffix(&format!(".log{SWAP_FILE_SUFFIX}")) {
+            complete_swap(disk, dir, stem, &entry.name)?;
+            swapped = true;
         }
     }
+    if swapped {
+        disk.sync_dir_blocking(dir)?;
+    }
+    Ok(())
+}
+
+/// Finishes replacing a group of segments by the merged copy `<stem>.log.swap`: the swap was
+/// made durable before any segment of the group was touched, so every `.log` whose base is
+/// inside the copy's offset range is a superseded group member.
+fn complete_swap(disk: &dyn Disk, dir: &Path, stem: &str, name: &str) -> Result<()> {
+    let swap_path = dir.join(name);
+    let Ok(base) = stem.parse::<i64>() else {
+        tracing::warn!(dir = %dir.display(), file = name, "ignoring a swap file not named by an offset");
+        return Ok(());
+    };
+    let file = disk.open(&swap_path, false)?;
+    let (segment, end) = Segment::scan_file(file, base, 1, u64::MAX, 0)?;
+    if end.torn.is_some() || segment.next_offset <= base {
+        // It was fsynced before it was named .swap; a bad one is not ours to apply.
+        tracing::warn!(dir = %dir.display(), file = name, torn = ?end.torn, "removing unreadable swap file");
+        disk.remove_file(&swap_path)?;
+        return Ok(());
+    }
+    for entry in disk.list_dir(dir)? {
+        let Some(other) = entry.name.strip_suffix(".log") else {
+            continue;
+        };
+        let Ok(other_base) = other.parse::<i64>() else {
+            continue;
+        };
+        if !entry.is_dir && other_base >= base && other_base < segment.next_offset {
+            disk.remove_file(&dir.join(&entry.name))?;
+            remove_index_files(disk, dir, other_base)?;
+        }
+    }
+    remove_index_files(disk, dir, base)?;
+    let (log_path, _, _) = segment_paths(dir, base);
+    disk.rename(&swap_path, &log_path)?;
+    tracing::info!(dir = %dir.display(), file = name, next_offset = segment.next_offset,
+        "completed a log cleaner swap interrupted by a restart");
     Ok(())
 }
 
@@ -248,7 +393,12 @@ fn format_checkpoint(entries: &BTreeMap<PartitionKey, i64>) -> String {
 impl LogCleaner {
     /// Loads each log dir's `cleaner-offset-checkpoint`; an unreadable one is ignored with a
     /// WARN (the logs are then cleaned from their start again).
-    pub fn open(disk: Arc<dyn Disk>, metrics: Metrics, log_dirs: &[PathBuf]) -> Self {
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        log_dirs: &[PathBuf],
+    ) -> Self {
         let mut checkpoints = BTreeMap::new();
         for dir in log_dirs {
             let path = dir.join(CLEANER_OFFSET_CHECKPOINT);
@@ -269,11 +419,95 @@ impl LogCleaner {
         }
         LogCleaner {
             disk,
+            clock,
             metrics,
             state: Mutex::new(CleanerState {
                 checkpoints,
                 ..CleanerState::default()
             }),
+            throttler: Mutex::new(Throttler::new(THROTTLE_CHECK_INTERVAL)),
+            offload_cpu: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Runs the CPU-heavy part of cleaning (decompress, filter, recompress each chunk) on
+    /// tokio's blocking pool from now on, so a pass never holds a runtime worker that produce
+    /// and fetch need for longer than a read (Kafka runs the cleaner on its own threads).
+    pub fn set_offload_cpu(&self, offload: bool) {
+        self.offload_cpu
+            .store(offload, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `f` on the blocking pool when offloading, else right here.
+    async fn run_cpu<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        if !self.offload_cpu.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(f());
+        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Storage(std::io::Error::other(e)))
+    }
+
+    /// Counts `bytes` of cleaner I/O and pauses when the pass runs faster than
+    /// `log.cleaner.io.max.bytes.per.second`.
+    async fn throttle(&self, bytes: u64, config: &CleanerConfig) {
+        let pause = lock_throttler(&self.throttler).observe(
+            bytes,
+            config.io_max_bytes_per_second,
+            self.clock.now(),
+        );
+        if !pause.is_zero() {
+            tracing::trace!(?pause, "log cleaner throttled");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The latest delete horizon among the batch headers of a compacted log's non-active
+    /// segments (KIP-534 bit 6 with records left), read once per partition after start, so a
+    /// restart does not forget tombstones waiting to go. Reads headers only (61 bytes a
+    /// batch), off the request workers when offloading.
+    async fn load_horizons(&self, p: &Partition) {
+        let key = partition_key(p);
+        if !p.config().cleanup_compact || lock(&self.state).horizons_loaded.contains(&key) {
+            return;
+        }
+        let view = p.cleaner_view();
+        if !view.config.cleanup_compact || !view.online {
+            return;
+        }
+        let segments = view.segments;
+        let scanned = self
+            .run_cpu(move || -> Result<Option<i64>> {
+                let mut latest: Option<i64> = None;
+                for seg in &segments {
+                    seg.scan_headers(0, seg.size, |h| {
+                        if h.attributes & DELETE_HORIZON_FLAG != 0 && h.records_count > 0 {
+                            latest =
+                                Some(latest.map_or(h.base_timestamp, |l| l.max(h.base_timestamp)));
+                        }
+                        false
+                    })?;
+                }
+                Ok(latest)
+            })
+            .await
+            .and_then(|r| r);
+        let mut st = lock(&self.state);
+        // Marked loaded even on an error: one WARN, not one a pass; the next clean of the
+        // partition sets its horizons anyway.
+        st.horizons_loaded.insert(key.clone());
+        match scanned {
+            Ok(Some(h)) => {
+                let entry = st.delete_horizons.entry(key).or_insert(h);
+                *entry = (*entry).max(h);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(topic = key.0, partition = key.1, error = %e, "could not read delete horizons");
+            }
         }
     }
 
@@ -299,6 +533,7 @@ impl LogCleaner {
         let mut best: Option<LogToClean> = None;
         let mut horizon_due: Option<LogToClean> = None;
         for p in partitions {
+            self.load_horizons(p).await;
             let Some(ltc) = self.log_to_clean(p, now_ms) else {
                 continue;
             };
@@ -399,8 +634,8 @@ impl LogCleaner {
         })
     }
 
-    /// Cleans one log: offset map over the dirty section, then each segment below the mapped
-    /// end rewritten and swapped, then the checkpoint moved to that end.
+    /// Cleans one log: offset map over the dirty section, then the segments below the mapped
+    /// end rewritten and swapped group by group, then the checkpoint moved to that end.
     async fn clean(
         &self,
         ltc: LogToClean,
@@ -410,15 +645,17 @@ impl LogCleaner {
         let p = &ltc.partition;
         let view = &ltc.view;
         let mut stats = CleanStats::default();
-        let mut map = OffsetMap::new(config.offset_map_entries_max());
-        let end_offset = build_offset_map(
-            view,
-            ltc.first_dirty_offset,
-            ltc.first_uncleanable_offset,
-            &mut map,
-            &mut stats,
-        )
-        .await?;
+        let map = OffsetMap::new(config.offset_map_entries_max());
+        let (map, end_offset) = self
+            .build_offset_map(
+                view,
+                ltc.first_dirty_offset,
+                ltc.first_uncleanable_offset,
+                map,
+                config,
+                &mut stats,
+            )
+            .await?;
         if end_offset <= ltc.first_dirty_offset && ltc.first_uncleanable_offset > end_offset {
             // Not one key fits: cleaning would never advance (Kafka refuses such a buffer).
             return Err(Error::InvalidConfig(format!(
@@ -426,10 +663,23 @@ impl LogCleaner {
                 config.offset_map_entries_max()
             )));
         }
+        let keys = map.len();
+        let ctx = PassContext {
+            map: Arc::new(map),
+            producer_last_offsets: Arc::new(view.producer_last_offsets.clone()),
+            now_ms,
+            delete_retention_ms: view.config.delete_retention_ms,
+            decompressed_max: view.config.decompressed_batch_max_bytes,
+        };
+        let below: Vec<&Segment> = view
+            .segments
+            .iter()
+            .filter(|s| s.base_offset < end_offset)
+            .collect();
         let mut latest_horizon: Option<i64> = None;
-        for seg in view.segments.iter().filter(|s| s.base_offset < end_offset) {
+        for group in group_segments_by_size(&below, &view.config) {
             let outcome = self
-                .clean_segment(p, seg, &map, &view.config, view, now_ms, &mut stats)
+                .clean_group(p, &group, &ctx, &view.config, config, &mut stats)
                 .await?;
             if let Some(h) = outcome {
                 latest_horizon = Some(latest_horizon.map_or(h, |l: i64| l.max(h)));
@@ -437,93 +687,135 @@ impl LogCleaner {
         }
         stats.end_offset = end_offset;
         self.finish(p, end_offset, latest_horizon).await?;
-        self.metrics.log_cleaner_passes_total.inc();
-        self.metrics
-            .log_cleaner_read_bytes_total
-            .inc_by(stats.bytes_read);
-        self.metrics
-            .log_cleaner_written_bytes_total
-            .inc_by(stats.bytes_written);
-        self.metrics
-            .log_cleaner_removed_records_total
-            .inc_by(stats.records_removed);
+        self.count(&stats);
+        if stats.oversized_batches > 0 {
+            tracing::warn!(
+                topic = p.topic(),
+                partition = p.partition(),
+                batches = stats.oversized_batches,
+                "log cleaner kept batches that decompress past sluice.decompressed.batch.max.bytes as they are"
+            );
+        }
         tracing::info!(
             topic = p.topic(),
             partition = p.partition(),
             first_dirty_offset = ltc.first_dirty_offset,
             end_offset,
-            keys = map.len(),
+            keys,
             bytes_read = stats.bytes_read,
             bytes_written = stats.bytes_written,
             records_removed = stats.records_removed,
             segments_swapped = stats.segments_swapped,
+            segments_replaced = stats.segments_replaced,
             "cleaned log"
         );
         Ok(stats)
     }
 
-    /// Rewrites one segment into `<base>.log.cleaned` and swaps it in when anything changed.
+    fn count(&self, stats: &CleanStats) {
+        let m = &self.metrics;
+        m.log_cleaner_passes_total.inc();
+        m.log_cleaner_read_bytes_total.inc_by(stats.bytes_read);
+        m.log_cleaner_written_bytes_total
+            .inc_by(stats.bytes_written);
+        m.log_cleaner_removed_records_total
+            .inc_by(stats.records_removed);
+        m.log_cleaner_oversized_batches_total
+            .inc_by(stats.oversized_batches);
+    }
+
+    /// Kafka's buildOffsetMap: puts every keyed record of the dirty section `[first_dirty,
+    /// first_uncleanable)` into `map` until it is full. Returns the map and the end of what
+    /// was mapped: the first uncleanable offset, or the offset after the last record that fit.
+    async fn build_offset_map(
+        &self,
+        view: &CleanerView,
+        first_dirty: i64,
+        first_uncleanable: i64,
+        mut map: OffsetMap,
+        config: &CleanerConfig,
+        stats: &mut CleanStats,
+    ) -> Result<(OffsetMap, i64)> {
+        let max = view.config.decompressed_batch_max_bytes;
+        let dirty = view
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > first_dirty && s.base_offset < first_uncleanable);
+        for seg in dirty {
+            let mut reader = SegmentReader::new(seg);
+            while let Some(chunk) = reader.next_chunk()? {
+                stats.bytes_read += chunk.len() as u64;
+                self.throttle(chunk.len() as u64, config).await;
+                let (back, full) = self
+                    .run_cpu(move || {
+                        let full = map_chunk(&chunk, &mut map, first_dirty, first_uncleanable, max);
+                        (map, full)
+                    })
+                    .await?;
+                map = back;
+                if full? {
+                    tracing::debug!(keys = map.len(), "offset map full");
+                    let end = map.latest_offset + 1;
+                    return Ok((map, end));
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok((map, first_uncleanable))
+    }
+
+    /// Rewrites a group of adjacent segments into `<first base>.log.cleaned` and swaps it in
+    /// for them when anything changed (a group of several always changes: it merges).
     /// Returns the latest future delete horizon of the tombstones it keeps.
-    #[allow(clippy::too_many_arguments)]
-    async fn clean_segment(
+    async fn clean_group(
         &self,
         p: &Partition,
-        seg: &Segment,
-        map: &OffsetMap,
-        config: &LogConfig,
-        view: &CleanerView,
-        now_ms: i64,
+        group: &[&Segment],
+        ctx: &PassContext,
+        log_config: &LogConfig,
+        config: &CleanerConfig,
         stats: &mut CleanStats,
     ) -> Result<Option<i64>> {
+        let (first, last) = match group {
+            [first, .., last] => (*first, *last),
+            [only] => (*only, *only),
+            [] => return Ok(None),
+        };
         let dir = p.dir();
-        let (log_path, _, _) = segment_paths(dir, seg.base_offset);
+        let (log_path, _, _) = segment_paths(dir, first.base_offset);
         let cleaned_path = PathBuf::from(format!("{}{CLEANED_FILE_SUFFIX}", log_path.display()));
         let mut out: Option<Arc<dyn DiskFile>> = None;
         let mut pending = Vec::new();
         let mut written = 0u64;
-        let mut changed = false;
+        let mut changed = group.len() > 1;
         let mut horizon: Option<i64> = None;
-        let mut reader = SegmentReader::new(seg);
-        while let Some(chunk) = reader.next_chunk()? {
-            stats.bytes_read += chunk.len() as u64;
-            for (_, header, batch) in BatchIter::new(&chunk, false) {
-                let retain_empty = header.last_offset() + 1 >= seg.next_offset
-                    || (header.has_producer_id()
-                        && view.producer_last_offsets.get(&header.producer_id)
-                            == Some(&header.last_offset()));
-                let decision = clean_batch(
-                    batch,
-                    &header,
-                    map,
-                    now_ms,
-                    config.delete_retention_ms,
-                    retain_empty,
-                )?;
-                stats.records_removed += decision.removed;
-                if let Some(h) = decision.horizon.filter(|&h| h > now_ms) {
+        for seg in group {
+            let mut reader = SegmentReader::new(seg);
+            while let Some(chunk) = reader.next_chunk()? {
+                stats.bytes_read += chunk.len() as u64;
+                self.throttle(chunk.len() as u64, config).await;
+                let ctx = ctx.clone();
+                let group_next_offset = last.next_offset;
+                let outcome = self
+                    .run_cpu(move || clean_chunk(&chunk, &ctx, group_next_offset))
+                    .await??;
+                stats.records_removed += outcome.removed;
+                stats.oversized_batches += outcome.oversized;
+                changed |= outcome.changed;
+                if let Some(h) = outcome.horizon {
                     horizon = Some(horizon.map_or(h, |x: i64| x.max(h)));
                 }
-                let bytes: &[u8] = match &decision.rewrite {
-                    Rewrite::Keep => batch,
-                    Rewrite::Drop => {
-                        changed = true;
-                        continue;
-                    }
-                    Rewrite::Replace(b) => {
-                        changed = true;
-                        b
-                    }
-                };
-                pending.extend_from_slice(bytes);
+                pending.extend_from_slice(&outcome.bytes);
                 if pending.len() >= WRITE_BUFFER_BYTES {
                     let file = self.cleaned_file(&mut out, &cleaned_path)?;
                     file.append(&pending)?;
                     written += pending.len() as u64;
+                    self.throttle(pending.len() as u64, config).await;
                     pending.clear();
                 }
+                // The cleaner shares the runtime with requests: let them in between chunks.
+                tokio::task::yield_now().await;
             }
-            // The cleaner shares the runtime with requests: let them in between chunks.
-            tokio::task::yield_now().await;
         }
         if !changed {
             if out.is_some() {
@@ -534,32 +826,38 @@ impl LogCleaner {
         let file = self.cleaned_file(&mut out, &cleaned_path)?;
         file.append(&pending)?;
         written += pending.len() as u64;
+        self.throttle(pending.len() as u64, config).await;
         // Durable before the rename: a crash must never swap in a copy that is not all there.
         file.sync().await?;
         let (segment, end) = Segment::scan_file(
             Arc::clone(&file),
-            seg.base_offset,
-            config.segment_index_bytes,
-            config.index_interval_bytes,
-            seg.created_ms,
+            first.base_offset,
+            log_config.segment_index_bytes,
+            log_config.index_interval_bytes,
+            first.created_ms,
         )?;
         if end.torn.is_some()
             || end.valid_bytes != written
-            || segment.next_offset != seg.next_offset
+            || segment.next_offset != last.next_offset
         {
             self.disk.remove_file(&cleaned_path)?;
             return Err(Error::CorruptMessage(format!(
-                "cleaned copy of segment {} does not scan back ({:?})",
-                seg.base_offset, end.torn
+                "cleaned copy of segments {}..{} does not scan back ({:?})",
+                first.base_offset, last.next_offset, end.torn
             )));
         }
-        if !p.replace_segment(&seg.log, &cleaned_path, segment)? {
+        let olds: Vec<(i64, Arc<dyn DiskFile>)> = group
+            .iter()
+            .map(|s| (s.base_offset, Arc::clone(&s.log)))
+            .collect();
+        if !p.replace_segments(&olds, &cleaned_path, segment)? {
             self.disk.remove_file(&cleaned_path)?;
             return Ok(None);
         }
         self.disk.sync_dir(dir).await?;
         stats.bytes_written += written;
         stats.segments_swapped += 1;
+        stats.segments_replaced += group.len() as u64;
         Ok(horizon)
     }
 
@@ -613,6 +911,8 @@ impl LogCleaner {
         }
         st.delete_horizons
             .retain(|k, _| live.iter().any(|(_, lk)| lk == k));
+        st.horizons_loaded
+            .retain(|k| live.iter().any(|(_, lk)| lk == k));
     }
 }
 
@@ -658,50 +958,122 @@ impl<'a> SegmentReader<'a> {
     }
 }
 
-/// Kafka's buildOffsetMap: puts every keyed record of the dirty section `[first_dirty,
-/// first_uncleanable)` into `map` until it is full. Returns the end of what was mapped: the
-/// first uncleanable offset, or the offset after the last record that fit.
-async fn build_offset_map(
-    view: &CleanerView,
+/// Settings and state of one pass that the per-chunk work needs (moved to a blocking thread).
+#[derive(Debug, Clone)]
+struct PassContext {
+    map: Arc<OffsetMap>,
+    producer_last_offsets: Arc<BTreeMap<i64, i64>>,
+    now_ms: i64,
+    delete_retention_ms: i64,
+    decompressed_max: usize,
+}
+
+/// Kafka's groupSegmentsBySize: splits `segments` (adjacent, oldest first) into runs whose
+/// sizes add up to at most `segment.bytes`, whose estimated offset index entries fit
+/// `segment.index.bytes`, and whose offsets stay within a relative (32-bit) offset of the
+/// run's base, so that each run can become one cleaned segment.
+fn group_segments_by_size<'a>(
+    segments: &[&'a Segment],
+    config: &LogConfig,
+) -> Vec<Vec<&'a Segment>> {
+    let index_entries = |s: &Segment| s.size / config.index_interval_bytes.max(1) + 1;
+    let index_entries_max = config.segment_index_bytes / OFFSET_INDEX_ENTRY_BYTES;
+    let mut groups: Vec<Vec<&Segment>> = Vec::new();
+    let mut current: Vec<&Segment> = Vec::new();
+    let (mut size, mut entries) = (0u64, 0u64);
+    for &seg in segments {
+        let fits = current.first().is_some_and(|head| {
+            size + seg.size <= config.segment_bytes
+                && entries + index_entries(seg) <= index_entries_max
+                && seg.next_offset - 1 - head.base_offset <= i64::from(i32::MAX)
+        });
+        if !fits && !current.is_empty() {
+            groups.push(std::mem::take(&mut current));
+        }
+        if current.is_empty() {
+            (size, entries) = (0, 0);
+        }
+        size += seg.size;
+        entries += index_entries(seg);
+        current.push(seg);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// Puts the keyed records of one chunk's dirty batches into `map`; true when the map filled
+/// up (what fit stays in). Batches that decompress past `max` are not mapped: their records
+/// are then kept wherever they are, which only makes cleaning less thorough.
+fn map_chunk(
+    chunk: &[u8],
+    map: &mut OffsetMap,
     first_dirty: i64,
     first_uncleanable: i64,
-    map: &mut OffsetMap,
-    stats: &mut CleanStats,
-) -> Result<i64> {
-    let dirty = view
-        .segments
-        .iter()
-        .filter(|s| s.next_offset > first_dirty && s.base_offset < first_uncleanable);
-    for seg in dirty {
-        let mut reader = SegmentReader::new(seg);
-        while let Some(chunk) = reader.next_chunk()? {
-            stats.bytes_read += chunk.len() as u64;
-            for (_, header, batch) in BatchIter::new(&chunk, false) {
-                if header.is_control()
-                    || header.last_offset() < first_dirty
-                    || header.base_offset >= first_uncleanable
-                {
-                    continue;
-                }
-                let records = decompress_records(batch, &header)?;
-                for r in parse_records(&records, &header)? {
-                    let offset = header.base_offset + i64::from(r.offset_delta);
-                    if offset < first_dirty || offset >= first_uncleanable {
-                        continue;
-                    }
-                    let Some(key) = r.key(&records) else {
-                        continue;
-                    };
-                    if !map.put(key, offset) {
-                        tracing::debug!(offset, keys = map.len(), "offset map full");
-                        return Ok(map.latest_offset + 1);
-                    }
-                }
+    max: usize,
+) -> Result<bool> {
+    for (_, header, batch) in BatchIter::new(chunk, false) {
+        if header.is_control()
+            || header.last_offset() < first_dirty
+            || header.base_offset >= first_uncleanable
+        {
+            continue;
+        }
+        let Some(records) = decompress_records(batch, &header, max)? else {
+            continue;
+        };
+        for r in parse_records(&records, &header)? {
+            let offset = header.base_offset + i64::from(r.offset_delta);
+            if offset < first_dirty || offset >= first_uncleanable {
+                continue;
             }
-            tokio::task::yield_now().await;
+            let Some(key) = r.key(&records) else {
+                continue;
+            };
+            if !map.put(key, offset) {
+                return Ok(true);
+            }
         }
     }
-    Ok(first_uncleanable)
+    Ok(false)
+}
+
+/// What cleaning one chunk of whole batches gives.
+#[derive(Debug, Default)]
+struct ChunkOutcome {
+    bytes: Vec<u8>,
+    changed: bool,
+    removed: u64,
+    oversized: u64,
+    /// Latest future delete horizon of the kept tombstones.
+    horizon: Option<i64>,
+}
+
+/// Cleans the batches of one chunk of a group whose segments end at `group_next_offset`.
+fn clean_chunk(chunk: &[u8], ctx: &PassContext, group_next_offset: i64) -> Result<ChunkOutcome> {
+    let mut o = ChunkOutcome::default();
+    for (_, header, batch) in BatchIter::new(chunk, false) {
+        let retain_empty = header.last_offset() + 1 >= group_next_offset
+            || (header.has_producer_id()
+                && ctx.producer_last_offsets.get(&header.producer_id)
+                    == Some(&header.last_offset()));
+        let decision = clean_batch(batch, &header, ctx, retain_empty)?;
+        o.removed += decision.removed;
+        o.oversized += u64::from(decision.oversized);
+        if let Some(h) = decision.horizon.filter(|&h| h > ctx.now_ms) {
+            o.horizon = Some(o.horizon.map_or(h, |x| x.max(h)));
+        }
+        match &decision.rewrite {
+            Rewrite::Keep => o.bytes.extend_from_slice(batch),
+            Rewrite::Drop => o.changed = true,
+            Rewrite::Replace(b) => {
+                o.changed = true;
+                o.bytes.extend_from_slice(b);
+            }
+        }
+    }
+    Ok(o)
 }
 
 /// What to do with one batch.
@@ -718,6 +1090,8 @@ struct BatchDecision {
     removed: u64,
     /// The batch's delete horizon after cleaning, when it keeps tombstones.
     horizon: Option<i64>,
+    /// Kept as it is: its records decompress past the bound.
+    oversized: bool,
 }
 
 /// One record inside a batch's (decompressed) records section, as byte ranges.
@@ -745,11 +1119,10 @@ impl RawRecord {
 fn clean_batch(
     batch: &[u8],
     header: &BatchHeader,
-    map: &OffsetMap,
-    now_ms: i64,
-    delete_retention_ms: i64,
+    ctx: &PassContext,
     retain_empty: bool,
 ) -> Result<BatchDecision> {
+    let (map, now_ms) = (ctx.map.as_ref(), ctx.now_ms);
     // No transactions exist on this broker; markers are kept as they are.
     let existing_horizon =
         (header.attributes & DELETE_HORIZON_FLAG != 0).then_some(header.base_timestamp);
@@ -758,9 +1131,17 @@ fn clean_batch(
             rewrite: Rewrite::Keep,
             removed: 0,
             horizon: None,
+            oversized: false,
         });
     }
-    let records = decompress_records(batch, header)?;
+    let Some(records) = decompress_records(batch, header, ctx.decompressed_max)? else {
+        return Ok(BatchDecision {
+            rewrite: Rewrite::Keep,
+            removed: 0,
+            horizon: None,
+            oversized: true,
+        });
+    };
     let parsed = parse_records(&records, header)?;
     let drop_tombstones = existing_horizon.is_some_and(|h| now_ms >= h);
     let retained: Vec<&RawRecord> = parsed
@@ -780,14 +1161,16 @@ fn clean_batch(
     let has_tombstones = retained.iter().any(|r| !r.has_value);
     let set_horizon = has_tombstones && existing_horizon.is_none();
     let horizon = if set_horizon {
-        Some(now_ms.saturating_add(delete_retention_ms))
+        Some(now_ms.saturating_add(ctx.delete_retention_ms))
     } else {
         existing_horizon.filter(|_| has_tombstones)
     };
-    let rewrite = if removed == 0 && !set_horizon {
-        Rewrite::Keep
-    } else if retained.is_empty() && !retain_empty {
+    // An empty batch header kept by an earlier clean goes too once it no longer ends a
+    // segment or carries a producer's last sequence (Kafka's DELETE_EMPTY retention).
+    let rewrite = if retained.is_empty() && !retain_empty {
         Rewrite::Drop
+    } else if removed == 0 && !set_horizon {
+        Rewrite::Keep
     } else if retained.is_empty() {
         Rewrite::Replace(empty_batch(batch, header))
     } else {
@@ -797,6 +1180,7 @@ fn clean_batch(
         rewrite,
         removed,
         horizon,
+        oversized: false,
     })
 }
 
@@ -867,20 +1251,20 @@ fn codec_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::CorruptMessage(format!("stored batch {what}: {e}"))
 }
 
-/// The records section of a batch, decompressed.
-fn decompress_records(batch: &[u8], header: &BatchHeader) -> Result<Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let mut src = Bytes::copy_from_slice(&batch[BATCH_HEADER_LEN..]);
-    let take = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    let out = match header.compression_codec() {
-        0 => return Ok(src),
-        1 => Gzip::decompress(&mut src, take),
-        2 => Snappy::decompress(&mut src, take),
-        3 => Lz4::decompress(&mut src, take),
-        4 => Zstd::decompress(&mut src, take),
-        c => return Err(codec_error("decompression", format!("unknown codec {c}"))),
-    };
-    out.map_err(|e| codec_error("decompression", e))
+/// The records section of a batch, decompressed; None when it would pass `max` bytes
+/// (`sluice.decompressed.batch.max.bytes`), which is never decompressed further.
+fn decompress_records<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    max: usize,
+) -> Result<Option<std::borrow::Cow<'a, [u8]>>> {
+    let codec = Codec::from_id(header.compression_codec()).ok_or_else(|| {
+        codec_error(
+            "decompression",
+            format!("unknown codec {}", header.compression_codec()),
+        )
+    })?;
+    decompress_within(codec, &batch[BATCH_HEADER_LEN..], max)
 }
 
 /// Appends `body` to `out` compressed with `codec`.
@@ -949,6 +1333,24 @@ fn get_field(buf: &[u8], pos: &mut usize) -> Result<Option<(usize, usize)>> {
     Ok(Some((start, end)))
 }
 
+/// (offset, timestamp) of each record of a batch's plain records section (timestamp delta
+/// over the base timestamp, which after KIP-534 may be the delete horizon: the cleaner
+/// rebases deltas when it sets one).
+pub(crate) fn record_offsets_and_timestamps(
+    records: &[u8],
+    header: &BatchHeader,
+) -> Result<Vec<(i64, i64)>> {
+    Ok(parse_records(records, header)?
+        .iter()
+        .map(|r| {
+            (
+                header.base_offset + i64::from(r.offset_delta),
+                header.base_timestamp.wrapping_add(r.timestamp_delta),
+            )
+        })
+        .collect())
+}
+
 /// Splits a records section into its records (Kafka's DefaultRecord layout: length varint,
 /// attributes, timestamp delta varlong, offset delta varint, key, value, headers).
 fn parse_records(records: &[u8], header: &BatchHeader) -> Result<Vec<RawRecord>> {
@@ -997,6 +1399,7 @@ mod tests {
     use crate::log::partition::tests::{append_checked, test_clock, TestClock};
     use crate::log::partition::PartitionId;
     use crate::protocol::record_batch::check_batch;
+    use bytes::Bytes;
     use indexmap::IndexMap;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
@@ -1069,8 +1472,10 @@ mod tests {
         }
 
         fn open_cleaner(disk: &SimDisk, metrics: &Metrics) -> LogCleaner {
+            // The throttler reads only the monotonic clock, which TestClock leaves real.
             LogCleaner::open(
                 Arc::new(disk.clone()),
+                test_clock(0),
                 metrics.clone(),
                 &[PathBuf::from("/logs")],
             )
@@ -1349,6 +1754,7 @@ mod tests {
             dedupe_buffer_size: 4 * OFFSET_MAP_ENTRY_BYTES,
             io_buffer_load_factor: 1.0,
             threads: 1,
+            ..CleanerConfig::default()
         };
         let first = f.clean(&small).await.expect("cleaned");
         assert!(
@@ -1567,6 +1973,256 @@ mod tests {
         assert_eq!(
             latest, latest_after,
             "the latest record of every key survives"
+        );
+    }
+
+    #[test]
+    fn throttler_pauses_so_the_rate_stays_at_the_limit() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let mut t = Throttler::new(THROTTLE_CHECK_INTERVAL);
+        assert!(
+            t.observe(1_000, 1_000.0, t0).is_zero(),
+            "first bytes start the period"
+        );
+        assert!(
+            t.observe(1_000, 1_000.0, ms(100)).is_zero(),
+            "within the interval"
+        );
+        // 3000 bytes in 400 ms at 1000 B/s should have taken 3 s: pause the other 2.6 s.
+        let pause = t.observe(1_000, 1_000.0, ms(400));
+        assert_eq!(pause.as_millis(), 2_600);
+        // The next period starts after the pause: 500 bytes in 500 ms is within the rate.
+        assert!(t.observe(500, 1_000.0, ms(3_000)).is_zero());
+        assert!(t.observe(0, 1_000.0, ms(3_500)).is_zero());
+        // Kafka's default Double.MaxValue (and a nonsensical rate) never throttle.
+        let mut free = Throttler::new(THROTTLE_CHECK_INTERVAL);
+        free.observe(1 << 30, f64::MAX, t0);
+        assert!(free.observe(1 << 30, f64::MAX, ms(301)).is_zero());
+        assert!(free.observe(1 << 30, 0.0, ms(700)).is_zero());
+    }
+
+    #[tokio::test]
+    async fn repeated_cleaning_merges_small_segments_up_to_segment_bytes() {
+        let f = Fixture::new(compact_config());
+        let mut counts = Vec::new();
+        for _ in 0..6 {
+            fill(&f.log, 3, 40, Compression::None).await;
+            f.clean(&CleanerConfig::default()).await.expect("cleaned");
+            counts.push(f.log.segment_count());
+        }
+        let view = f.log.cleaner_view();
+        let sizes: Vec<u64> = view.segments.iter().map(|s| s.size).collect();
+        assert!(
+            sizes.iter().all(|&s| s <= 1_000),
+            "cleaned segments stay within segment.bytes: {sizes:?}"
+        );
+        // Each round appends 120 single-record batches (about 9 segments). As in Kafka,
+        // groups are formed from the sizes before cleaning, so a round's segments shrink in
+        // its own clean and merge in the next: the count stays at about one round's worth
+        // instead of growing by 9 a round (it was 50+ without grouping).
+        assert!(
+            counts[5] <= counts[1] + 1 && counts[5] <= 12,
+            "segment counts after each round: {counts:?} ({sizes:?})"
+        );
+        let groups =
+            group_segments_by_size(&view.segments.iter().collect::<Vec<_>>(), &compact_config());
+        for g in &groups {
+            assert!(g.iter().map(|s| s.size).sum::<u64>() <= 1_000);
+        }
+        // Segments still chain: each ends where the next begins, and a restart loads them.
+        for w in view.segments.windows(2) {
+            assert_eq!(w[0].next_offset, w[1].base_offset);
+        }
+        let (records, _) = read_all(&f.log);
+        f.log.flush().await.expect("flush");
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert_eq!(read_all(&reopened).0, records);
+        assert!(f
+            .disk
+            .list_dir(Path::new(DIR))
+            .expect("list")
+            .iter()
+            .all(|e| !e.name.ends_with(SWAP_FILE_SUFFIX)));
+        assert!(
+            f.metrics.log_cleaner_passes_total.get() == 6,
+            "one pass a round"
+        );
+    }
+
+    #[test]
+    fn grouping_respects_size_index_and_offset_span() {
+        let disk = SimDisk::new();
+        disk.create_dir_all(Path::new("/g")).expect("dir");
+        let file = disk.open(Path::new("/g/x"), true).expect("file");
+        let seg = |base: i64, next: i64, size: u64| Segment {
+            size,
+            next_offset: next,
+            ..Segment::new(base, Arc::clone(&file), 1, 0)
+        };
+        let segs = [
+            seg(0, 10, 400),
+            seg(10, 20, 500),
+            seg(20, 30, 200),
+            seg(30, 40, 900),
+            seg(40, 41, 0),
+            seg(41, i64::from(i32::MAX) + 50, 10),
+        ];
+        let refs: Vec<&Segment> = segs.iter().collect();
+        let config = LogConfig {
+            segment_bytes: 1_000,
+            segment_index_bytes: 10 * 1024,
+            index_interval_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let bases = |groups: Vec<Vec<&Segment>>| -> Vec<Vec<i64>> {
+            groups
+                .iter()
+                .map(|g| g.iter().map(|s| s.base_offset).collect())
+                .collect()
+        };
+        assert_eq!(
+            bases(group_segments_by_size(&refs, &config)),
+            vec![vec![0, 10], vec![20], vec![30, 40], vec![41]],
+            "size first, then the 32-bit relative offset span"
+        );
+        // An offset index of two entries: each segment counts at least one.
+        let tiny_index = LogConfig {
+            segment_index_bytes: 2 * OFFSET_INDEX_ENTRY_BYTES,
+            ..config
+        };
+        assert_eq!(
+            bases(group_segments_by_size(&refs[..3], &tiny_index)),
+            vec![vec![0, 10], vec![20]]
+        );
+    }
+
+    #[tokio::test]
+    async fn swap_left_by_a_crash_is_completed_at_open() {
+        let f = Fixture::new(compact_config());
+        fill(&f.log, 2, 40, Compression::None).await;
+        f.log.flush().await.expect("flush");
+        let before = read_all(&f.log).0;
+        let view = f.log.cleaner_view();
+        let (a, b) = (&view.segments[0], &view.segments[1]);
+        // The merged copy of the first two segments, committed as a swap: the state a crash
+        // leaves between the swap's directory sync and the removal of the old segments.
+        let mut merged = vec![0u8; (a.size + b.size) as usize];
+        a.log
+            .read_at(0, &mut merged[..a.size as usize])
+            .expect("read");
+        b.log
+            .read_at(0, &mut merged[a.size as usize..])
+            .expect("read");
+        let swap = PathBuf::from(format!("{DIR}/00000000000000000000.log{SWAP_FILE_SUFFIX}"));
+        f.disk.write_file(&swap, &merged).expect("write");
+        f.disk
+            .open(&swap, false)
+            .expect("open")
+            .sync()
+            .await
+            .expect("sync");
+        f.disk.sync_dir_blocking(Path::new(DIR)).expect("sync");
+        let count = f.log.segment_count();
+        f.disk.crash();
+        let reopened = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        assert!(!f.disk.exists(&swap), "the swap became the segment");
+        assert_eq!(
+            reopened.segment_count(),
+            count - 1,
+            "the second segment went"
+        );
+        assert_eq!(
+            read_all(&reopened).0,
+            before,
+            "no record lost or duplicated"
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_over_the_decompression_bound_is_kept_as_it_is() {
+        let config = LogConfig {
+            decompressed_batch_max_bytes: 200,
+            ..compact_config()
+        };
+        let f = Fixture::new(compact_config());
+        // One gzip batch of 10 records (over 200 bytes decompressed), then plain updates of
+        // the same keys, which would supersede all of it.
+        let big: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("k{i}"), format!("old-value-{i:020}")))
+            .collect();
+        let big_refs: Vec<(&str, Option<&str>)> = big
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
+        let at = put(&f.log, &big_refs, 1_000_000, Compression::Gzip).await;
+        fill(&f.log, 10, 8, Compression::None).await;
+        // The bound is lowered after the batch was stored (produce checks it too).
+        f.log.set_config(config);
+        let stats = f
+            .clean(&CleanerConfig::default())
+            .await
+            .expect("no failure");
+        assert_eq!(stats.oversized_batches, 1, "{stats:?}");
+        assert_eq!(f.metrics.log_cleaner_oversized_batches_total.get(), 1);
+        let (records, headers) = read_all(&f.log);
+        let kept = headers.iter().find(|h| h.base_offset == at).expect("kept");
+        assert_eq!((kept.records_count, kept.compression_codec()), (10, 1));
+        assert_eq!(records.iter().filter(|r| r.0 < at + 10).count(), 10);
+        assert!(
+            records
+                .iter()
+                .filter(|r| r.0 >= at + 10 && r.0 < f.log.active_segment_base_offset())
+                .count()
+                <= 10,
+            "the rest is cleaned"
+        );
+        // The partition is not given up on: it is cleaned again when dirty.
+        fill(&f.log, 10, 8, Compression::None).await;
+        assert!(f.clean(&CleanerConfig::default()).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn delete_horizon_survives_a_restart_and_triggers_the_clean() {
+        let f = Fixture::new(compact_config());
+        put(
+            &f.log,
+            &[("gone", Some("v1"))],
+            1_000_000,
+            Compression::None,
+        )
+        .await;
+        put(&f.log, &[("gone", None)], 1_000_000, Compression::None).await;
+        fill(&f.log, 2, 20, Compression::None).await;
+        f.clean(&CleanerConfig::default()).await.expect("cleaned");
+        assert!(
+            keys(&read_all(&f.log).0).contains(&"gone"),
+            "tombstone kept"
+        );
+        f.log.flush().await.expect("flush");
+        // Restart: a new log and a new cleaner, whose horizon map starts empty.
+        f.disk.crash();
+        let log = Fixture::open_log(&f.disk, &f.clock, &f.metrics, compact_config());
+        let cleaner = Fixture::open_cleaner(&f.disk, &f.metrics);
+        let logs = [Arc::clone(&log)];
+        let config = CleanerConfig::default();
+        let early = cleaner
+            .clean_filthiest(&logs, &config, f.now() + 9_000)
+            .await;
+        assert!(
+            early.expect("clean").is_none(),
+            "nothing dirty, horizon ahead"
+        );
+        let done = cleaner
+            .clean_filthiest(&logs, &config, f.now() + 10_001)
+            .await
+            .expect("clean")
+            .expect("the horizon is due");
+        assert!(done.1.records_removed >= 1);
+        assert!(
+            !keys(&read_all(&log).0).contains(&"gone"),
+            "tombstone removed"
         );
     }
 

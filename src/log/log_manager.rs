@@ -93,7 +93,12 @@ impl LogManager {
                 write_meta_properties(dir, &cluster_id, node_id)?;
             }
         }
-        let cleaner = LogCleaner::open(Arc::clone(&disk), metrics.clone(), &log_dirs);
+        let cleaner = LogCleaner::open(
+            Arc::clone(&disk),
+            Arc::clone(&clock),
+            metrics.clone(),
+            &log_dirs,
+        );
         let manager = LogManager {
             cleaner,
             log_dirs,

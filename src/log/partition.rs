@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::log::cleaner::record_offsets_and_timestamps;
 use crate::log::disk::{Disk, DiskFile};
 use crate::log::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::producer_state::{
@@ -22,6 +22,7 @@ use crate::log::segment::{remove_index_files, segment_paths, Segment};
 use crate::log::validator::apply_topic_policies;
 use crate::log::{LogConfig, TimestampType};
 use crate::metrics::Metrics;
+use crate::protocol::compression::{decompress_within, Codec};
 use crate::protocol::record_batch::{
     assign_offsets, parse_header, set_log_append_time_all, BatchHeader, BatchIter, BatchIterStop,
     ValidatedRecords,
@@ -736,16 +737,23 @@ impl Partition {
         }
     }
 
-    /// Swaps the log cleaner's copy `cleaned` (synced, at `cleaned_path`, scanned into
-    /// `segment`) in for the non-active segment of the same base offset whose file is still
-    /// `old_log`: one rename over the `.log` under the partition lock, so readers and writers
-    /// wait no longer than that. Readers holding the old file keep reading it. Returns false,
-    /// changing nothing, when that segment is gone or changed meanwhile (retention,
-    /// truncation, deletion); the caller then discards the copy. The directory sync that
-    /// makes the swap durable is the caller's.
-    pub(crate) fn replace_segment(
+    /// Swaps the log cleaner's copy (synced, at `cleaned_path`, scanned into `segment`) in
+    /// for the adjacent non-active segments `old` (base offset and the file each still has),
+    /// under the partition lock, so readers and writers wait no longer than that. Readers
+    /// holding an old file keep reading it. Returns false, changing nothing, when one of
+    /// them is gone or changed meanwhile (retention, truncation, deletion); the caller then
+    /// discards the copy. The directory sync that makes the swap durable is the caller's.
+    ///
+    /// One segment: one atomic rename over its `.log`. Several (Kafka's replaceSegments): the
+    /// copy is renamed to `<base>.log.swap` and the directory synced before any old segment
+    /// goes, so that a crash from then on finds the swap and completes it at open
+    /// (`cleaner::remove_leftovers`); then the others are deleted and the swap renamed over
+    /// the first, with a second directory sync between the removals and that rename. Both
+    /// syncs are taken under the lock, as Kafka flushes the directory under the log's lock:
+    /// the swap must never be durable for segments already changed.
+    pub(crate) fn replace_segments(
         &self,
-        old_log: &Arc<dyn DiskFile>,
+        old: &[(i64, Arc<dyn DiskFile>)],
         cleaned_path: &Path,
         mut segment: Segment,
     ) -> Result<bool> {
@@ -755,15 +763,46 @@ impl Partition {
         let Some(i) = st.segments.iter().position(|s| s.base_offset == base) else {
             return Ok(false);
         };
-        if st.offline.is_some() || i + 1 == n || !Arc::ptr_eq(&st.segments[i].log, old_log) {
+        let k = old.len();
+        let same = |(j, (b, log)): (usize, &(i64, Arc<dyn DiskFile>))| {
+            st.segments
+                .get(i + j)
+                .is_some_and(|s| s.base_offset == *b && Arc::ptr_eq(&s.log, log))
+        };
+        if st.offline.is_some() || k == 0 || i + k >= n || !old.iter().enumerate().all(same) {
             return Ok(false);
         }
-        // Index files of the old bytes must not outlive them: recovery rebuilds missing ones.
-        remove_index_files(self.disk.as_ref(), &self.dir, base)?;
         let (log_path, index_path, time_index_path) = segment_paths(&self.dir, base);
-        self.disk.rename(cleaned_path, &log_path)?;
+        if k == 1 {
+            // Index files of the old bytes must not outlive them: recovery rebuilds them.
+            remove_index_files(self.disk.as_ref(), &self.dir, base)?;
+            self.disk.rename(cleaned_path, &log_path)?;
+        } else {
+            let swap_path = PathBuf::from(format!(
+                "{}{}",
+                log_path.display(),
+                crate::log::cleaner::SWAP_FILE_SUFFIX
+            ));
+            self.disk.rename(cleaned_path, &swap_path)?;
+            if let Err(e) = self.disk.sync_dir_blocking(&self.dir) {
+                // Not committed: put the copy back where the cleaner discards it.
+                let _ = self.disk.rename(&swap_path, cleaned_path);
+                return Err(e.into());
+            }
+            for (b, _) in &old[1..] {
+                let (other_log, _, _) = segment_paths(&self.dir, *b);
+                self.disk.remove_file(&other_log)?;
+                remove_index_files(self.disk.as_ref(), &self.dir, *b)?;
+            }
+            remove_index_files(self.disk.as_ref(), &self.dir, base)?;
+            // The removals are durable before the rename: a file system free to reorder
+            // directory updates must never keep the merged `.log` next to old segments it
+            // covers (with the swap still there, the next open completes it).
+            self.disk.sync_dir_blocking(&self.dir)?;
+            self.disk.rename(&swap_path, &log_path)?;
+        }
         segment.created_ms = st.segments[i].created_ms;
-        st.segments[i] = segment;
+        st.segments.splice(i..i + k, std::iter::once(segment));
         st.pending_dir_syncs.insert(self.dir.clone());
         st.segments[i].write_indexes(self.disk.as_ref(), &self.dir)?;
         for path in [index_path, time_index_path] {
@@ -1058,9 +1097,11 @@ impl Partition {
     /// recent. The time index narrows the search to a segment position; the one batch found is
     /// decompressed to pick the exact record.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64, i32)>> {
-        let candidates: Vec<(Segment, u64, i64)> = {
+        let (max, candidates): (usize, Vec<(Segment, u64, i64)>) = {
             let st = lock(&self.state);
-            st.segments
+            let max = st.config.decompressed_batch_max_bytes;
+            let candidates = st
+                .segments
                 .iter()
                 .filter(|s| s.max_timestamp >= timestamp)
                 .map(|s| {
@@ -1070,7 +1111,8 @@ impl Partition {
                     };
                     (probe_of(s), u64::from(start), st.log_start_offset)
                 })
-                .collect()
+                .collect();
+            (max, candidates)
         };
         for (seg, start, log_start_offset) in candidates {
             let found = seg.scan_headers(start, seg.size, |h| {
@@ -1079,7 +1121,7 @@ impl Partition {
             let Some((position, header)) = found else {
                 continue;
             };
-            let hit = first_record_at_or_after(&seg, position, &header, |offset, ts| {
+            let hit = first_record_at_or_after(&seg, position, &header, max, |offset, ts| {
                 offset >= log_start_offset && ts >= timestamp
             })?;
             if hit.is_some() {
@@ -1092,18 +1134,20 @@ impl Partition {
     /// ListOffsets MAX_TIMESTAMP (-3, KIP-734): the offset of the first record carrying the
     /// largest timestamp in the log, with that timestamp and its leader epoch.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64, i32)>> {
-        let found = {
+        let (max, found) = {
             let st = lock(&self.state);
+            let max = st.config.decompressed_batch_max_bytes;
             let mut best: Option<&Segment> = None;
             for s in &st.segments {
                 if s.max_timestamp >= 0 && best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
                     best = Some(s);
                 }
             }
-            best.map(|s| {
+            let found = best.map(|s| {
                 let start = s.offset_index.lookup(s.relative(s.offset_of_max_timestamp));
                 (probe_of(s), u64::from(start), s.max_timestamp)
-            })
+            });
+            (max, found)
         };
         let Some((seg, start, max_timestamp)) = found else {
             return Ok(None);
@@ -1113,7 +1157,7 @@ impl Partition {
         else {
             return Ok(None);
         };
-        first_record_at_or_after(&seg, position, &header, |_, ts| ts == max_timestamp)
+        first_record_at_or_after(&seg, position, &header, max, |_, ts| ts == max_timestamp)
     }
 }
 
@@ -1165,28 +1209,51 @@ fn probe_of(s: &Segment) -> Segment {
 }
 
 /// Decodes the batch at `position` and returns the first record matching `pred(offset, ts)`.
-/// LogAppendTime batches need no decoding: every record's timestamp is the batch max.
+/// LogAppendTime batches need no decoding: every record's timestamp is the batch max. A
+/// batch whose records would decompress past `decompressed_max`
+/// (`sluice.decompressed.batch.max.bytes`) is not decoded either: it is answered as Kafka's
+/// time index answers, with the batch's max timestamp and its first offset the predicate
+/// accepts, which is never later than the exact record, so a consumer seeking there misses
+/// nothing.
 fn first_record_at_or_after(
     seg: &Segment,
     position: u64,
     header: &BatchHeader,
+    decompressed_max: usize,
     pred: impl Fn(i64, i64) -> bool,
 ) -> Result<Option<(i64, i64, i32)>> {
-    if header.is_log_append_time() {
+    let by_header = || {
         let offset =
             (header.base_offset..=header.last_offset()).find(|&o| pred(o, header.max_timestamp));
-        return Ok(offset.map(|o| (o, header.max_timestamp, header.partition_leader_epoch)));
+        Ok(offset.map(|o| (o, header.max_timestamp, header.partition_leader_epoch)))
+    };
+    if header.is_log_append_time() {
+        return by_header();
     }
     let mut buf = vec![0u8; header.size_bytes()];
     seg.log.read_at(position, &mut buf)?;
-    let mut bytes = Bytes::from(buf);
-    let set = RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| Error::CorruptMessage(format!("stored batch does not decode: {e}")))?;
-    Ok(set
-        .records
-        .iter()
-        .find(|r| pred(r.offset, r.timestamp))
-        .map(|r| (r.offset, r.timestamp, header.partition_leader_epoch)))
+    let codec = Codec::from_id(header.compression_codec()).ok_or_else(|| {
+        Error::CorruptMessage(format!(
+            "stored batch has unknown codec {}",
+            header.compression_codec()
+        ))
+    })?;
+    let Some(records) = decompress_within(
+        codec,
+        &buf[crate::protocol::record_batch::BATCH_HEADER_LEN..],
+        decompressed_max,
+    )?
+    else {
+        tracing::debug!(
+            base_offset = header.base_offset,
+            "ListOffsets answered from the header of a batch over the decompression bound"
+        );
+        return by_header();
+    };
+    Ok(record_offsets_and_timestamps(&records, header)?
+        .into_iter()
+        .find(|&(offset, ts)| pred(offset, ts))
+        .map(|(offset, ts)| (offset, ts, header.partition_leader_epoch)))
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted.
@@ -1387,6 +1454,7 @@ pub(crate) mod tests {
     use crate::protocol::record_batch::tests::{batch_with, batch_with_timestamps};
     use crate::protocol::record_batch::{check_batch, validate_records};
     use kafka_protocol::records::Compression;
+    use kafka_protocol::records::RecordBatchDecoder;
     use std::sync::atomic::AtomicI64;
 
     /// Wall clock the test sets; monotonic time is tokio's.
@@ -1807,6 +1875,39 @@ pub(crate) mod tests {
             log.max_timestamp_offset().expect("max"),
             Some((59, 1_930, 7))
         );
+    }
+
+    #[tokio::test]
+    async fn offset_for_timestamp_answers_a_batch_over_the_decompression_bound_by_its_header() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
+        let config = LogConfig {
+            segment_bytes: 1_500,
+            index_interval_bytes: 100,
+            decompressed_batch_max_bytes: 8,
+            ..LogConfig::default()
+        };
+        let log = open_with(disk, Path::new("/l/t-0"), config, &Metrics::new());
+        for i in 0..4i64 {
+            let codec = if i % 2 == 0 {
+                Compression::Zstd
+            } else {
+                Compression::None
+            };
+            let b = batch_with_timestamps(&[100 * i + 20, 100 * i + 10, 100 * i + 30], codec);
+            append_checked(&log, b, 7).await.expect("append");
+        }
+        // Batch 2 (zstd, offsets 6..8, max 230) is over the bound: its first offset and max
+        // timestamp, never a later offset than the exact answer (7 would be 210 < 215).
+        assert_eq!(
+            log.offset_for_timestamp(215).expect("ts"),
+            Some((6, 230, 7))
+        );
+        // Batch 3 is uncompressed: exact.
+        assert_eq!(
+            log.offset_for_timestamp(321).expect("ts"),
+            Some((11, 330, 7))
+        );
+        assert_eq!(log.max_timestamp_offset().expect("max"), Some((11, 330, 7)));
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The record codecs of v2 batches (attribute bits 0-2) as Kafka frames them: bounded
 //! decompression of a batch's records section and compression at a KIP-390 level. Used only
-//! where a topic policy needs the records (log::validator); the produce hot path never calls it.
+//! where a feature needs the records (log::validator for topic policies, the log cleaner,
+//! ListOffsets by timestamp); the produce hot path never calls it.
 //!
 //! Framing follows Kafka's own streams so every client can read what the broker writes:
 //! gzip is a gzip stream, snappy uses xerial's block framing (Kafka's SnappyOutputStream; raw
@@ -63,25 +64,31 @@ fn too_large(max: usize) -> Error {
     ))
 }
 
-/// Reads `r` to its end, failing once more than `max` bytes come out (a small compressed
-/// batch can expand to gigabytes; a client must not be able to make the broker allocate that).
-fn read_bounded(r: impl Read, codec: Codec, max: usize) -> Result<Vec<u8>> {
+/// Reads `r` to its end; None once more than `max` bytes come out (a small compressed batch
+/// can expand to gigabytes; neither a client nor a stored batch may make the broker allocate
+/// that).
+fn read_bounded(r: impl Read, codec: Codec, max: usize) -> Result<Option<Vec<u8>>> {
     let mut out = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     r.take(limit)
         .read_to_end(&mut out)
         .map_err(|e| corrupt(codec, e))?;
-    if out.len() > max {
-        return Err(too_large(max));
-    }
-    Ok(out)
+    Ok((out.len() <= max).then_some(out))
 }
 
 /// The records section of a batch (the bytes after its 61-byte header) as plain records.
-/// Uncompressed data is borrowed, not copied. At most `max` bytes are produced.
+/// Uncompressed data is borrowed, not copied. At most `max` bytes are produced: more is
+/// CorruptMessage (`sluice.decompressed.batch.max.bytes`).
 pub fn decompress(codec: Codec, data: &[u8], max: usize) -> Result<Cow<'_, [u8]>> {
+    decompress_within(codec, data, max)?.ok_or_else(|| too_large(max))
+}
+
+/// As [`decompress`], but a records section larger than `max` is `Ok(None)`, so that callers
+/// reading stored batches (the log cleaner, ListOffsets) can fall back to the batch header
+/// instead of failing. Decompression stops as soon as the bound is passed.
+pub fn decompress_within(codec: Codec, data: &[u8], max: usize) -> Result<Option<Cow<'_, [u8]>>> {
     let out = match codec {
-        Codec::None => return Ok(Cow::Borrowed(data)),
+        Codec::None => return Ok(Some(Cow::Borrowed(data))),
         Codec::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(data), codec, max)?,
         Codec::Snappy => snappy_decompress(data, max)?,
         Codec::Lz4 => {
@@ -93,26 +100,26 @@ pub fn decompress(codec: Codec, data: &[u8], max: usize) -> Result<Cow<'_, [u8]>
             read_bounded(decoder, codec, max)?
         }
     };
-    Ok(Cow::Owned(out))
+    Ok(out.map(Cow::Owned))
 }
 
-fn snappy_decompress(data: &[u8], max: usize) -> Result<Vec<u8>> {
-    let raw = |block: &[u8], out: &mut Vec<u8>| -> Result<()> {
+fn snappy_decompress(data: &[u8], max: usize) -> Result<Option<Vec<u8>>> {
+    // Ok(false): the block would take the output past `max`.
+    let raw = |block: &[u8], out: &mut Vec<u8>| -> Result<bool> {
         let len = snap::raw::decompress_len(block).map_err(|e| corrupt(Codec::Snappy, e))?;
         if out.len().saturating_add(len) > max {
-            return Err(too_large(max));
+            return Ok(false);
         }
         let start = out.len();
         out.resize(start + len, 0);
         snap::raw::Decoder::new()
             .decompress(block, &mut out[start..])
             .map_err(|e| corrupt(Codec::Snappy, e))?;
-        Ok(())
+        Ok(true)
     };
     let mut out = Vec::new();
     let Some(mut rest) = data.strip_prefix(&XERIAL_HEADER[..8]) else {
-        raw(data, &mut out)?;
-        return Ok(out);
+        return Ok(raw(data, &mut out)?.then_some(out));
     };
     // Version and compatible version (8 bytes) follow the magic; then length-prefixed blocks.
     rest = rest
@@ -126,10 +133,12 @@ fn snappy_decompress(data: &[u8], max: usize) -> Result<Vec<u8>> {
         let block = tail
             .get(..len)
             .ok_or_else(|| corrupt(Codec::Snappy, "truncated block"))?;
-        raw(block, &mut out)?;
+        if !raw(block, &mut out)? {
+            return Ok(None);
+        }
         rest = &tail[len..];
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Compresses plain records with `target`'s codec and level, appending to `out`.
@@ -225,6 +234,19 @@ mod tests {
                 ),
                 "{codec:?}"
             );
+        }
+    }
+
+    #[test]
+    fn decompress_within_says_none_past_the_bound_and_some_within_it() {
+        let data = vec![7u8; 100_000];
+        for codec in CODECS {
+            let mut out = Vec::new();
+            compress(TargetCompression { codec, level: 1 }, &data, &mut out).expect("compress");
+            let over = decompress_within(codec, &out, 99_999).expect("not corrupt");
+            assert!(over.is_none() || codec == Codec::None, "{codec:?}");
+            let within = decompress_within(codec, &out, 100_000).expect("not corrupt");
+            assert_eq!(within.as_deref(), Some(&data[..]), "{codec:?}");
         }
     }
 

@@ -286,21 +286,36 @@ async fn log_scheduler(broker: Arc<Broker>) {
     }
 }
 
+/// The cleaner's `log.cleaner.*` settings in force now (they are dynamic broker configs,
+/// Kafka's LogCleaner.ReconfigurableConfigs), read before each pass.
+fn cleaner_config(config: &crate::config::Config) -> crate::log::cleaner::CleanerConfig {
+    crate::log::cleaner::CleanerConfig {
+        dedupe_buffer_size: u64::try_from(config.log_cleaner_dedupe_buffer_size).unwrap_or(0),
+        io_buffer_load_factor: config.log_cleaner_io_buffer_load_factor,
+        threads: u64::try_from(config.log_cleaner_threads.max(1)).unwrap_or(1),
+        io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
+    }
+}
+
 /// Kafka's log cleaner thread: cleans the dirtiest compacted log, again at once while one
 /// needs it, otherwise waits `log.cleaner.backoff.ms`. A failed clean is logged and that
-/// partition skipped until restart (Kafka marks it uncleanable).
+/// partition skipped until restart (Kafka marks it uncleanable). The chunk work of a pass
+/// runs on the blocking pool, off the workers that serve requests.
 async fn log_cleaner(broker: Arc<Broker>) {
-    let config = crate::log::cleaner::CleanerConfig {
-        dedupe_buffer_size: u64::try_from(broker.config.log_cleaner_dedupe_buffer_size)
-            .unwrap_or(0),
-        io_buffer_load_factor: broker.config.log_cleaner_io_buffer_load_factor,
-        threads: u64::try_from(broker.config.log_cleaner_threads.max(1)).unwrap_or(1),
-    };
-    let backoff = std::time::Duration::from_millis(
-        u64::try_from(broker.config.log_cleaner_backoff_ms).unwrap_or(0),
-    );
+    broker.logs.cleaner().set_offload_cpu(true);
     loop {
-        let cleaned = match broker.logs.clean_once(&config).await {
+        let effective = broker.effective_config();
+        let config = cleaner_config(&effective);
+        let backoff = std::time::Duration::from_millis(
+            u64::try_from(effective.log_cleaner_backoff_ms).unwrap_or(0),
+        );
+        // A throttled pass may sleep; shutdown does not wait for it (an interrupted pass
+        // leaves at most a `.cleaned` copy, removed at the next open).
+        let pass = tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            pass = broker.logs.clean_once(&config) => pass,
+        };
+        let cleaned = match pass {
             Ok(done) => done.is_some(),
             Err(e) => {
                 tracing::warn!(error = %e, "log cleaning failed; partition marked uncleanable");
@@ -314,9 +329,19 @@ async fn log_cleaner(broker: Arc<Broker>) {
             }
             continue;
         }
-        tokio::select! {
-            _ = broker.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        // Backoff in steps of at most a second, re-reading it, so that a dynamic change of
+        // `log.cleaner.backoff.ms` applies soon (Kafka restarts its cleaner threads for it).
+        let start = tokio::time::Instant::now();
+        let mut backoff = backoff;
+        while start.elapsed() < backoff {
+            let step = (backoff - start.elapsed()).min(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = broker.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(step) => {}
+            }
+            backoff = std::time::Duration::from_millis(
+                u64::try_from(broker.effective_config().log_cleaner_backoff_ms).unwrap_or(0),
+            );
         }
     }
 }
