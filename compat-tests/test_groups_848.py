@@ -191,8 +191,8 @@ def test_a_member_alive_across_a_restart_rejoins_and_keeps_consuming(broker_fact
         wait_until(lambda: a.assignment() == all_partitions(topic), 60, "a owning all partitions")
         broker.restart()
         results = cf.produce(broker.bootstrap, topic, make_records(100, "alive"))
-        # The restarted coordinator knows the group (its epoch) but not the member: the member
-        # gets UNKNOWN_MEMBER_ID, rejoins with epoch 0 and consumes on.
+        # The restarted coordinator replays the member (epoch and assignment) from
+        # __consumer_offsets: the member heartbeats on and consumes on.
         wait_until(lambda: len(a.records) >= 100, 90, "records after the restart")
         assert {(topic, p, o) for p, o in results} == set(a.records)
     finally:

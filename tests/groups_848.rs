@@ -371,25 +371,34 @@ async fn list_and_describe_groups_see_consumer_groups_and_protocols_exclude_each
 }
 
 #[tokio::test]
-async fn group_epoch_survives_a_restart_and_members_rejoin() {
+async fn members_epochs_and_assignments_survive_a_restart() {
     let b = broker().await;
     let mut c = b.client().await;
     let a = heartbeat(&mut c, 1, &join("g", "m1")).await;
     assert_eq!(a.member_epoch, 1);
     let b2 = heartbeat(&mut c, 1, &join("g", "m2")).await;
     assert_eq!(b2.member_epoch, 2);
+    // m1 is told to revoke half, still at epoch 1.
+    let r = heartbeat(&mut c, 1, &beat("g", "m1", 1, Some(owned_of(&a)))).await;
+    assert_eq!(r.member_epoch, 1);
+    let kept = owned_of(&r);
+    let before = describe(&mut c, 0, "g").await;
     drop(c);
     let b = b.restart().await;
     let mut c = b.client().await;
-    // Members are not stored: the member learns it is unknown and rejoins...
-    let r = heartbeat(&mut c, 1, &beat("g", "m1", 1, Some(owned_of(&a)))).await;
-    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
-    let d = describe(&mut c, 0, "g").await;
-    assert_eq!(d.group_state.as_str(), "Empty");
-    assert_eq!(d.group_epoch, 2);
-    // ... at an epoch above every one handed out before the restart.
-    let r = heartbeat(&mut c, 1, &join("g", "m1")).await;
+    let after = describe(&mut c, 0, "g").await;
+    assert_eq!(after.group_epoch, before.group_epoch);
+    assert_eq!(after.members.len(), 2);
+    // Both members are recognised with their epochs: no UNKNOWN_MEMBER_ID, no fencing.
+    let r = heartbeat(&mut c, 1, &beat("g", "m2", 2, Some(vec![]))).await;
     assert_eq!(r.error_code, 0);
-    assert_eq!(r.member_epoch, 3);
-    assert_eq!(partitions(&r), BTreeSet::from([0, 1, 2, 3]));
+    assert_eq!(r.member_epoch, 2);
+    let r = heartbeat(&mut c, 1, &beat("g", "m1", 1, Some(kept.clone()))).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.member_epoch, 2,
+        "the revocation completes across the restart"
+    );
+    let d = describe(&mut c, 0, "g").await;
+    assert_eq!(d.group_epoch, before.group_epoch, "no rebalance");
 }

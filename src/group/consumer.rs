@@ -20,6 +20,10 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::group::assignor::{Assignment, Assignor, MemberSpec};
+use crate::group::records::{
+    ConsumerGroupCurrentMemberAssignmentValue, ConsumerGroupMemberMetadataValue,
+    ConsumerGroupMetadataValue, OffsetsRecord,
+};
 
 /// ConsumerGroupHeartbeat's member epoch of a leaving member.
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
@@ -283,7 +287,7 @@ pub fn validate(
     Ok(())
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConsumerGroup {
     pub group_id: String,
     pub group_epoch: i32,
@@ -293,9 +297,13 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// The assignor that computed the target.
     pub assignor: Assignor,
-    /// Subscribed topics and their partition counts when the target was computed: a change
-    /// (a topic created, deleted or grown) bumps the group epoch.
+    /// Subscribed topics and their partition counts as of the last heartbeat (what the
+    /// assignor is given).
     subscribed_metadata: BTreeMap<Uuid, i32>,
+    /// [`metadata_hash`] of the subscribed topics when the group epoch last moved: a change
+    /// (a topic created, deleted or grown) bumps the group epoch. Stored with the epoch
+    /// (KIP-1101's MetadataHash), so a restarted coordinator tells a change from a restart.
+    pub metadata_hash: i64,
 }
 
 impl ConsumerGroup {
@@ -312,6 +320,7 @@ impl ConsumerGroup {
                 .copied()
                 .unwrap_or(Assignor::Uniform),
             subscribed_metadata: BTreeMap::new(),
+            metadata_hash: 0,
         }
     }
 
@@ -377,9 +386,10 @@ impl ConsumerGroup {
         }
         // One bump for whatever changed: a member, a subscription, or the subscribed topics.
         bump |= self.update_member(&member_id, &req, regex, settings, now_ms) || joined;
-        let resolved = self.resolve_metadata(topics);
-        if resolved != self.subscribed_metadata {
-            self.subscribed_metadata = resolved;
+        self.subscribed_metadata = self.resolve_metadata(topics);
+        let hash = metadata_hash(&self.subscribed_metadata);
+        if hash != self.metadata_hash {
+            self.metadata_hash = hash;
             bump = true;
         }
         if bump {
@@ -764,11 +774,9 @@ impl ConsumerGroup {
         }
     }
 
-    /// Members whose session expired or who did not revoke within their rebalance timeout
-    /// are removed (Kafka fences them). Returns the ids removed.
-    pub fn tick(&mut self, now_ms: i64) -> Vec<String> {
-        let expired: Vec<String> = self
-            .members
+    /// Members whose session expired or who did not revoke within their rebalance timeout.
+    pub fn expired_members(&self, now_ms: i64) -> Vec<String> {
+        self.members
             .values()
             .filter(|m| {
                 now_ms > m.session_deadline_ms
@@ -776,7 +784,13 @@ impl ConsumerGroup {
                         && now_ms > m.revocation_deadline_ms)
             })
             .map(|m| m.member_id.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Removes the [`expired_members`](Self::expired_members) (Kafka fences them). Returns
+    /// the ids removed.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<String> {
+        let expired = self.expired_members(now_ms);
         for id in &expired {
             self.remove_member(id);
         }
@@ -844,6 +858,300 @@ impl ConsumerGroup {
             .filter_map(|id| topics.name_of(id).map(str::to_string))
             .collect()
     }
+}
+
+/// The durable form of a group: the KIP-848 records Kafka keeps in `__consumer_offsets`
+/// (records.rs), written before a heartbeat is answered and replayed at start.
+impl ConsumerGroup {
+    /// The records that take the stored group from `before` (None: nothing stored yet) to
+    /// `self`: tombstones for removed members (current assignment, target, metadata, as
+    /// Kafka orders them), then what changed of member metadata, group epoch, target
+    /// assignment and current assignments. Each key is one member's or the group's, so the
+    /// log cleaner keeps exactly the latest of each.
+    pub fn records_since(&self, before: Option<&ConsumerGroup>) -> Vec<OffsetsRecord> {
+        let group_id = &self.group_id;
+        let mut out = Vec::new();
+        let old_member = |id: &str| before.and_then(|b| b.members.get(id));
+        for id in before.iter().flat_map(|b| b.members.keys()) {
+            if !self.members.contains_key(id) {
+                out.extend(member_tombstones(group_id, id));
+            }
+        }
+        for id in before.iter().flat_map(|b| b.target.keys()) {
+            if self.members.contains_key(id) && !self.target.contains_key(id) {
+                out.push(OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+                    group_id: group_id.clone(),
+                    member_id: id.clone(),
+                    partitions: Some(Assignment::new()),
+                });
+            }
+        }
+        for m in self.members.values() {
+            let value = m.metadata_value();
+            if old_member(&m.member_id).map(|o| o.metadata_value()) != Some(value.clone()) {
+                out.push(OffsetsRecord::ConsumerGroupMemberMetadata {
+                    group_id: group_id.clone(),
+                    member_id: m.member_id.clone(),
+                    value: Some(value),
+                });
+            }
+        }
+        let epoch = |g: &ConsumerGroup| (g.group_epoch, g.metadata_hash);
+        if before.map(epoch) != Some(epoch(self)) {
+            out.push(OffsetsRecord::ConsumerGroupMetadata {
+                group_id: group_id.clone(),
+                value: Some(ConsumerGroupMetadataValue {
+                    epoch: self.group_epoch,
+                    metadata_hash: self.metadata_hash,
+                }),
+            });
+        }
+        for (id, target) in &self.target {
+            if before.and_then(|b| b.target.get(id)) != Some(target) {
+                out.push(OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+                    group_id: group_id.clone(),
+                    member_id: id.clone(),
+                    partitions: Some(target.clone()),
+                });
+            }
+        }
+        if before.map(|b| b.assignment_epoch) != Some(self.assignment_epoch) {
+            out.push(OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+                group_id: group_id.clone(),
+                assignment_epoch: Some(self.assignment_epoch),
+            });
+        }
+        for m in self.members.values() {
+            let value = m.current_value();
+            if old_member(&m.member_id).map(|o| o.current_value()) != Some(value.clone()) {
+                out.push(OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+                    group_id: group_id.clone(),
+                    member_id: m.member_id.clone(),
+                    value: Some(value),
+                });
+            }
+        }
+        out
+    }
+
+    /// Tombstones for every record of the group (DeleteGroups, which needs it Empty; its
+    /// members' records, if any, go first), the group epoch last as Kafka does.
+    pub fn tombstones(&self) -> Vec<OffsetsRecord> {
+        let group_id = &self.group_id;
+        let mut out: Vec<OffsetsRecord> = self
+            .members
+            .keys()
+            .flat_map(|id| member_tombstones(group_id, id))
+            .collect();
+        out.push(OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+            group_id: group_id.clone(),
+            assignment_epoch: None,
+        });
+        out.push(OffsetsRecord::ConsumerGroupMetadata {
+            group_id: group_id.clone(),
+            value: None,
+        });
+        out
+    }
+
+    /// The group the replayed records describe. Members come back with their epochs and
+    /// assignments and a fresh session (Kafka's onLoaded schedules every loaded member's
+    /// session timeout, and the rebalance timeout of one still revoking), so a member that
+    /// heartbeats again carries on and one that does not expires as it would have.
+    pub fn from_loaded(
+        group_id: String,
+        loaded: LoadedGroup,
+        settings: &Settings,
+        now_ms: i64,
+    ) -> ConsumerGroup {
+        let mut g = ConsumerGroup::new(group_id, settings);
+        g.group_epoch = loaded.metadata.epoch;
+        g.metadata_hash = loaded.metadata.metadata_hash;
+        g.assignment_epoch = loaded.assignment_epoch;
+        for (member_id, value) in loaded.members {
+            let mut m = ConsumerMember::new(member_id.clone(), now_ms, settings);
+            m.instance_id = value.instance_id;
+            m.rack_id = value.rack_id;
+            m.client_id = value.client_id;
+            m.client_host = value.client_host;
+            m.rebalance_timeout_ms = value.rebalance_timeout_ms;
+            m.subscribed_topic_names = value.subscribed_topic_names;
+            m.server_assignor = value.server_assignor;
+            if let Some(pattern) = value.subscribed_topic_regex {
+                match compile_regex(&pattern) {
+                    Ok(re) => {
+                        m.regex = Some(re);
+                        // Resolved already or not, the metadata hash tells at the next
+                        // heartbeat whether the matches changed the group.
+                        m.regex_resolved = true;
+                        m.subscribed_topic_regex = Some(pattern);
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %g.group_id, member = %member_id, error = %e, "stored regex dropped")
+                    }
+                }
+            }
+            if let Some(current) = loaded.current.get(&member_id) {
+                m.member_epoch = current.member_epoch;
+                m.previous_member_epoch = current.previous_member_epoch;
+                m.state = MemberState::from_stored(current.state);
+                m.assigned = current.assigned_partitions.clone();
+                m.pending_revocation = current.partitions_pending_revocation.clone();
+                if m.state == MemberState::UnrevokedPartitions {
+                    m.revocation_deadline_ms = now_ms + m.rebalance_timeout_ms.max(0) as i64;
+                }
+            }
+            if let Some(target) = loaded.target.get(&member_id) {
+                g.target.insert(member_id.clone(), target.clone());
+            }
+            g.members.insert(member_id, m);
+        }
+        g.assignor = g.preferred_assignor(settings);
+        g
+    }
+}
+
+/// One consumer group's records as replay finds them, latest per key: order-independent, as
+/// a compacted log only keeps the order of each key's last record.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedGroup {
+    pub metadata: ConsumerGroupMetadataValue,
+    pub assignment_epoch: i32,
+    /// Members are those with metadata; a current or target assignment without it (a
+    /// half-removed member) is dropped.
+    pub members: IndexMap<String, ConsumerGroupMemberMetadataValue>,
+    pub current: BTreeMap<String, ConsumerGroupCurrentMemberAssignmentValue>,
+    pub target: BTreeMap<String, Assignment>,
+}
+
+impl LoadedGroup {
+    /// Applies one record of this group (ConsumerGroupMetadata tombstones are the caller's:
+    /// they remove the whole entry).
+    pub fn apply(&mut self, record: OffsetsRecord) {
+        match record {
+            OffsetsRecord::ConsumerGroupMetadata {
+                value: Some(value), ..
+            } => self.metadata = value,
+            OffsetsRecord::ConsumerGroupMemberMetadata {
+                member_id, value, ..
+            } => match value {
+                Some(v) => {
+                    self.members.insert(member_id, v);
+                }
+                None => {
+                    self.members.shift_remove(&member_id);
+                }
+            },
+            OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+                assignment_epoch, ..
+            } => self.assignment_epoch = assignment_epoch.unwrap_or(0),
+            OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+                member_id,
+                partitions,
+                ..
+            } => match partitions {
+                Some(p) => {
+                    self.target.insert(member_id, p);
+                }
+                None => {
+                    self.target.remove(&member_id);
+                }
+            },
+            OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+                member_id, value, ..
+            } => match value {
+                Some(v) => {
+                    self.current.insert(member_id, v);
+                }
+                None => {
+                    self.current.remove(&member_id);
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+fn member_tombstones(group_id: &str, member_id: &str) -> [OffsetsRecord; 3] {
+    [
+        OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            value: None,
+        },
+        OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            partitions: None,
+        },
+        OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            value: None,
+        },
+    ]
+}
+
+impl ConsumerMember {
+    fn metadata_value(&self) -> ConsumerGroupMemberMetadataValue {
+        ConsumerGroupMemberMetadataValue {
+            instance_id: self.instance_id.clone(),
+            rack_id: self.rack_id.clone(),
+            client_id: self.client_id.clone(),
+            client_host: self.client_host.clone(),
+            subscribed_topic_names: self.subscribed_topic_names.clone(),
+            subscribed_topic_regex: self.subscribed_topic_regex.clone(),
+            rebalance_timeout_ms: self.rebalance_timeout_ms,
+            server_assignor: self.server_assignor.clone(),
+        }
+    }
+
+    fn current_value(&self) -> ConsumerGroupCurrentMemberAssignmentValue {
+        ConsumerGroupCurrentMemberAssignmentValue {
+            member_epoch: self.member_epoch,
+            previous_member_epoch: self.previous_member_epoch,
+            state: self.state.stored(),
+            assigned_partitions: self.assigned.clone(),
+            partitions_pending_revocation: self.pending_revocation.clone(),
+        }
+    }
+}
+
+impl MemberState {
+    /// Kafka's MemberState byte.
+    fn stored(self) -> i8 {
+        match self {
+            MemberState::Stable => 0,
+            MemberState::UnrevokedPartitions => 1,
+            MemberState::UnreleasedPartitions => 2,
+        }
+    }
+
+    /// An unknown byte (a newer Kafka's state) is read as UnreleasedPartitions, the state
+    /// from which the next heartbeat recomputes the member's step from its target.
+    fn from_stored(b: i8) -> Self {
+        match b {
+            0 => MemberState::Stable,
+            1 => MemberState::UnrevokedPartitions,
+            _ => MemberState::UnreleasedPartitions,
+        }
+    }
+}
+
+/// A 64-bit FNV-1a hash of the subscribed topics (id and partition count, in id order); 0
+/// for none, as Kafka's group metadata hash (KIP-1101). Only this broker compares it.
+pub fn metadata_hash(topics: &BTreeMap<Uuid, i32>) -> i64 {
+    if topics.is_empty() {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (id, partitions) in topics {
+        for byte in id.as_bytes().iter().chain(&partitions.to_be_bytes()) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h as i64
 }
 
 fn is_subset(a: &Assignment, b: &Assignment) -> bool {
@@ -1134,5 +1442,90 @@ mod tests {
             Err(ResponseError::StaleMemberEpoch)
         );
         assert_eq!(g.validate_fetch(None, -1), Ok(()));
+    }
+
+    /// Replays records as a restarted coordinator does (through their encoded bytes).
+    fn reload(records: &[OffsetsRecord], s: &Settings, now_ms: i64) -> ConsumerGroup {
+        let mut loaded = LoadedGroup::default();
+        for r in records {
+            let (key, value) = crate::group::records::encode(r);
+            let decoded = crate::group::records::decode(&key, value.as_deref()).unwrap();
+            loaded.apply(decoded);
+        }
+        ConsumerGroup::from_loaded("g".into(), loaded, s, now_ms)
+    }
+
+    #[test]
+    fn stored_records_rebuild_members_epochs_and_assignments() {
+        let s = settings();
+        let t = topics(4);
+        let mut g = ConsumerGroup::new("g".into(), &s);
+        let mut log = Vec::new();
+        let mut step = |g: &mut ConsumerGroup, hb: Heartbeat| {
+            let before = g.clone();
+            let r = g.heartbeat(hb, &t, &s, 0);
+            log.extend(g.records_since(Some(&before)));
+            r
+        };
+        let a1 = step(&mut g, join("a")).assignment.unwrap();
+        let mut b = join("b");
+        b.instance_id = Some("ib".into());
+        step(&mut g, b);
+        // a is revoking half: the restart happens mid-reconciliation.
+        let a = step(&mut g, beat("a", 1, &a1));
+        let kept = a.assignment.unwrap();
+        assert_eq!(g.members["a"].state, MemberState::UnrevokedPartitions);
+        let mut back = reload(&log, &s, 1000);
+        assert_eq!(back.group_epoch, g.group_epoch);
+        assert_eq!(back.assignment_epoch, g.assignment_epoch);
+        assert_eq!(back.metadata_hash, g.metadata_hash);
+        assert_eq!(back.target, g.target);
+        for (id, m) in &g.members {
+            let n = &back.members[id];
+            assert_eq!(n.current_value(), m.current_value());
+            assert_eq!(n.metadata_value(), m.metadata_value());
+        }
+        assert_eq!(back.members["b"].instance_id.as_deref(), Some("ib"));
+        // a carries on where it was: no fencing, no new group epoch.
+        let epoch = back.group_epoch;
+        let r = back.heartbeat(beat("a", 1, &kept), &t, &s, 1000);
+        assert_eq!(r.error, None);
+        assert_eq!(r.member_epoch, 2);
+        assert_eq!(back.group_epoch, epoch, "a restart is no rebalance");
+        // Sessions restart at the load; b, silent, expires a session after it.
+        assert!(back.expired_members(1000 + 45_000).is_empty());
+        assert!(back
+            .expired_members(1000 + 45_001)
+            .contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn removed_members_and_deleted_groups_leave_only_tombstones() {
+        let s = settings();
+        let t = topics(2);
+        let mut g = ConsumerGroup::new("g".into(), &s);
+        let mut log = g.records_since(None);
+        let before = g.clone();
+        g.heartbeat(join("a"), &t, &s, 0);
+        g.heartbeat(join("b"), &t, &s, 0);
+        log.extend(g.records_since(Some(&before)));
+        let before = g.clone();
+        g.heartbeat(beat("b", -1, &Assignment::new()), &t, &s, 0);
+        let leave = g.records_since(Some(&before));
+        let tombstoned: Vec<&OffsetsRecord> = leave.iter().filter(|r| r.is_tombstone()).collect();
+        assert_eq!(tombstoned.len(), 3, "current, target and metadata of b");
+        log.extend(leave);
+        let back = reload(&log, &s, 0);
+        assert_eq!(back.members.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert!(!back.target.contains_key("b"));
+        let before = g.clone();
+        g.heartbeat(beat("a", -1, &Assignment::new()), &t, &s, 0);
+        log.extend(g.records_since(Some(&before)));
+        let deleted = g.tombstones();
+        assert!(deleted.iter().all(|r| r.is_tombstone()));
+        assert!(matches!(
+            deleted.last(),
+            Some(OffsetsRecord::ConsumerGroupMetadata { value: None, .. })
+        ));
     }
 }

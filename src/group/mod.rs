@@ -282,8 +282,11 @@ impl GroupCoordinator {
         }
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats, reconciles and leaves. A change
-    /// of the group epoch is written to __consumer_offsets before the member is answered.
+    /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats, reconciles and leaves. What the
+    /// heartbeat changed (member, epochs, target and current assignments) is written to
+    /// __consumer_offsets before the member is answered; if it cannot be, the group is put
+    /// back as it was and the member retries (COORDINATOR_NOT_AVAILABLE), as Kafka reverts
+    /// its timeline state when a write fails.
     pub async fn consumer_heartbeat(
         &self,
         broker: &Broker,
@@ -295,8 +298,11 @@ impl GroupCoordinator {
             return e;
         }
         let topics = topics_of(broker);
+        // Held across the append, so the log holds the group's changes in the order they
+        // were made and a failed write restores the state no other writer has built on.
+        let _write = self.write_lock.lock().await;
         let now = self.now();
-        let (result, epoch) = {
+        let (result, before, writes) = {
             let mut inner = self.lock();
             if req.member_epoch == 0 && req.member_id.is_empty() {
                 // v0: the broker names the member (KIP-848); v1 clients name themselves.
@@ -306,7 +312,8 @@ impl GroupCoordinator {
                     .into_uuid()
                     .to_string();
             }
-            if !inner.consumer_groups.contains_key(group_id) {
+            let before = inner.consumer_groups.get(group_id).cloned();
+            if before.is_none() {
                 if let Some(classic) = inner.groups.get(group_id) {
                     if !classic.members.is_empty() {
                         return HeartbeatResult::error(
@@ -329,27 +336,50 @@ impl GroupCoordinator {
             let Some(group) = inner.consumer_groups.get_mut(group_id) else {
                 return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "");
             };
-            let before = group.group_epoch;
             let result = group.heartbeat(req, &topics, &self.consumer_settings, now.mono_ms);
-            let epoch = (group.group_epoch != before).then_some(group.group_epoch);
-            (result, epoch)
+            if before.is_none() && group.members.is_empty() {
+                // The first heartbeat failed: the group was never created.
+                inner.consumer_groups.shift_remove(group_id);
+                return result;
+            }
+            let writes = group.records_since(before.as_ref());
+            (result, before, writes)
         };
-        if let Some(epoch) = epoch {
-            self.store_consumer_epoch(broker, group_id, epoch).await;
+        if let Err(code) = self.store_consumer_records(broker, group_id, &writes).await {
+            self.restore_consumer_group(group_id, before);
+            return HeartbeatResult::error(code, "The coordinator could not store the group.");
         }
         result
     }
 
-    /// Writes a consumer group's epoch (ConsumerGroupMetadataValue), so a restarted
-    /// coordinator knows the group and never reuses an epoch.
-    async fn store_consumer_epoch(&self, broker: &Broker, group_id: &str, epoch: i32) {
-        let _write = self.write_lock.lock().await;
-        let write = vec![(
-            records::consumer_group_key(group_id),
-            Some(records::consumer_group_value(epoch)),
-        )];
-        if let Err(code) = self.append(broker, group_id, write).await {
-            tracing::warn!(group = %group_id, error = ?code, "could not store consumer group epoch");
+    /// Appends KIP-848 group records (the caller holds the write lock).
+    async fn store_consumer_records(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        records: &[OffsetsRecord],
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let write = records.iter().map(records::encode).collect();
+        self.append(broker, group_id, write)
+            .await
+            .inspect_err(|code| {
+                tracing::warn!(group = %group_id, error = ?code, "could not store consumer group");
+            })
+    }
+
+    /// Puts a consumer group back as it was stored (None: it did not exist).
+    fn restore_consumer_group(&self, group_id: &str, before: Option<ConsumerGroup>) {
+        let mut inner = self.lock();
+        match before {
+            Some(g) => {
+                inner.consumer_groups.insert(group_id.to_string(), g);
+            }
+            None => {
+                inner.consumer_groups.shift_remove(group_id);
+            }
         }
     }
 
@@ -712,14 +742,15 @@ impl GroupCoordinator {
             if consumer.is_some_and(|g| !g.members.is_empty()) {
                 return Some(ResponseError::NonEmptyGroup);
             }
-            let consumer_tombstone =
-                consumer.map(|_| (records::consumer_group_key(group_id), None));
+            let consumer_tombstones: Vec<(Bytes, Option<Bytes>)> = consumer
+                .map(|g| g.tombstones().iter().map(records::encode).collect())
+                .unwrap_or_default();
             match inner.groups.get(group_id) {
                 // A consumer group that never committed has no classic entry.
-                None => match consumer_tombstone {
-                    None => return Some(ResponseError::GroupIdNotFound),
-                    Some(t) => vec![t],
-                },
+                None if consumer_tombstones.is_empty() => {
+                    return Some(ResponseError::GroupIdNotFound)
+                }
+                None => consumer_tombstones,
                 Some(g) => {
                     match g.state {
                         GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
@@ -732,7 +763,7 @@ impl GroupCoordinator {
                         .map(|(topic, p)| (records::offset_key(group_id, topic, *p), None))
                         .collect();
                     t.push((records::group_key(group_id), None));
-                    t.extend(consumer_tombstone);
+                    t.extend(consumer_tombstones);
                     t
                 }
             }
@@ -854,23 +885,33 @@ impl GroupCoordinator {
             }
         }
         self.store_dirty_groups(broker).await;
-        // KIP-848 session and revocation timeouts.
-        let bumped: Vec<(String, i32)> = {
+        // KIP-848 session and revocation timeouts: the removals are stored like a
+        // heartbeat's changes; one that cannot be is undone and retried at the next tick.
+        let _write = self.write_lock.lock().await;
+        let expired: Vec<(String, ConsumerGroup, Vec<OffsetsRecord>)> = {
             let mut inner = self.lock();
             inner
                 .consumer_groups
                 .values_mut()
-                .filter_map(|g| {
-                    let expired = g.tick(now.mono_ms);
-                    for member in &expired {
+                .filter(|g| !g.expired_members(now.mono_ms).is_empty())
+                .map(|g| {
+                    let before = g.clone();
+                    for member in g.tick(now.mono_ms) {
                         tracing::info!(group = %g.group_id, member = %member, "consumer group member expired");
                     }
-                    (!expired.is_empty()).then(|| (g.group_id.clone(), g.group_epoch))
+                    let writes = g.records_since(Some(&before));
+                    (g.group_id.clone(), before, writes)
                 })
                 .collect()
         };
-        for (group_id, epoch) in bumped {
-            self.store_consumer_epoch(broker, &group_id, epoch).await;
+        for (group_id, before, writes) in expired {
+            if self
+                .store_consumer_records(broker, &group_id, &writes)
+                .await
+                .is_err()
+            {
+                self.restore_consumer_group(&group_id, Some(before));
+            }
         }
     }
 
@@ -1008,6 +1049,8 @@ impl GroupCoordinator {
         };
         let now = self.now();
         let mut replayed = 0usize;
+        let mut skipped = 0usize;
+        let mut loading: IndexMap<String, consumer::LoadedGroup> = IndexMap::new();
         for index in 0..topic.partitions.len() as i32 {
             let partition = broker.partition(topic, index)?;
             let mut offset = partition.log_start_offset();
@@ -1031,11 +1074,13 @@ impl GroupCoordinator {
                         if record.offset < offset {
                             continue;
                         }
-                        if let Some(key) = &record.key {
-                            if let Some(r) = records::decode(key, record.value.as_deref()) {
-                                self.apply_loaded(r, now);
+                        let Some(key) = &record.key else { continue };
+                        match records::decode(key, record.value.as_deref()) {
+                            Some(r) => {
+                                self.apply_loaded(r, now, &mut loading);
                                 replayed += 1;
                             }
+                            None => skipped += 1,
                         }
                     }
                 }
@@ -1045,15 +1090,42 @@ impl GroupCoordinator {
                 offset = next;
             }
         }
+        if skipped > 0 {
+            // A newer Kafka's record types (share or streams groups) or damaged records.
+            tracing::warn!(
+                records = skipped,
+                "skipped {OFFSETS_TOPIC} records this broker cannot decode"
+            );
+        }
+        let mut inner = self.lock();
+        for (group_id, loaded) in loading {
+            let members = loaded.members.len();
+            let group = ConsumerGroup::from_loaded(
+                group_id.clone(),
+                loaded,
+                &self.consumer_settings,
+                now.mono_ms,
+            );
+            tracing::info!(group = %group_id, members, epoch = group.group_epoch, "loaded consumer group");
+            inner.consumer_groups.insert(group_id, group);
+        }
         tracing::info!(
             records = replayed,
-            groups = self.lock().groups.len(),
+            groups = inner.groups.len(),
+            consumer_groups = inner.consumer_groups.len(),
             "loaded {OFFSETS_TOPIC}"
         );
         Ok(())
     }
 
-    fn apply_loaded(&self, record: OffsetsRecord, now: Now) {
+    /// Applies one replayed record; KIP-848 groups are gathered in `loading` and built once
+    /// the whole topic is read.
+    fn apply_loaded(
+        &self,
+        record: OffsetsRecord,
+        now: Now,
+        loading: &mut IndexMap<String, consumer::LoadedGroup>,
+    ) {
         let mut inner = self.lock();
         match record {
             OffsetsRecord::Offset {
@@ -1087,7 +1159,7 @@ impl GroupCoordinator {
                 Some(v) => {
                     if !v.members.is_empty() {
                         // The id went back to the classic protocol after this consumer group.
-                        inner.consumer_groups.shift_remove(&group_id);
+                        loading.shift_remove(&group_id);
                     }
                     let group = inner
                         .groups
@@ -1099,21 +1171,29 @@ impl GroupCoordinator {
                     inner.groups.shift_remove(&group_id);
                 }
             },
-            OffsetsRecord::ConsumerGroup { group_id, epoch } => match epoch {
-                // Members are not stored: they come back with UNKNOWN_MEMBER_ID and rejoin
-                // at a group epoch above every one handed out before (see consumer.rs).
-                Some(epoch) => {
-                    let group = inner
-                        .consumer_groups
-                        .entry(group_id.clone())
-                        .or_insert_with(|| ConsumerGroup::new(group_id, &self.consumer_settings));
-                    group.group_epoch = epoch;
-                    group.assignment_epoch = epoch;
+            OffsetsRecord::ConsumerGroupMetadata {
+                group_id,
+                value: None,
+            } => {
+                loading.shift_remove(&group_id);
+            }
+            OffsetsRecord::ConsumerGroupPartitionMetadata { .. } => {
+                // Deprecated by KIP-1101; never written by this broker.
+            }
+            OffsetsRecord::ConsumerGroupMetadata { ref group_id, .. }
+            | OffsetsRecord::ConsumerGroupMemberMetadata { ref group_id, .. }
+            | OffsetsRecord::ConsumerGroupTargetAssignmentMetadata { ref group_id, .. }
+            | OffsetsRecord::ConsumerGroupTargetAssignmentMember { ref group_id, .. }
+            | OffsetsRecord::ConsumerGroupCurrentMemberAssignment { ref group_id, .. } => {
+                // A tombstone of a group not (or no longer) loaded has nothing to remove.
+                if record.is_tombstone() {
+                    if let Some(g) = loading.get_mut(group_id) {
+                        g.apply(record);
+                    }
+                } else {
+                    loading.entry(group_id.clone()).or_default().apply(record);
                 }
-                None => {
-                    inner.consumer_groups.shift_remove(&group_id);
-                }
-            },
+            }
         }
     }
 }

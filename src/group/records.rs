@@ -1,15 +1,34 @@
 //! The key and value schemas of records in `__consumer_offsets`, as Kafka writes them, so
-//! tools that read the topic (kafka-console-consumer's formatters, kcat) make sense of it.
+//! tools that read the topic (kafka-console-consumer's formatters, kcat) make sense of it and a
+//! restarted coordinator rebuilds every group from it.
 //!
-//! Kafka defines them in group-coordinator/src/main/resources/common/message/
-//! (OffsetCommitKey/Value, GroupMetadataKey/Value). The key's leading int16 says which schema
-//! the record holds: 0 and 1 an offset commit, 2 group metadata, 3 a KIP-848 consumer group's
-//! epoch (ConsumerGroupMetadataKey/Value; the other KIP-848 records are not written, see
-//! consumer.rs). Values are written in the
-//! newest non-flexible version (OffsetCommitValue v3, GroupMetadataValue v3); a null value is
-//! a tombstone. Decoding accepts every version 0-3 of either value.
+//! Kafka defines them in group-coordinator/src/main/resources/common/message/. The key's
+//! leading int16 (the key version, since Kafka 4.0 the coordinator record type) says which
+//! schema the record holds; each key identifies what the log cleaner keeps one of:
+//!
+//! | type | key (group, ...) | value |
+//! | --- | --- | --- |
+//! | 0, 1 | OffsetCommitKey (group, topic, partition) | OffsetCommitValue v3 (0-3 read) |
+//! | 2 | GroupMetadataKey (group) | GroupMetadataValue v3 (0-3 read) |
+//! | 3 | ConsumerGroupMetadataKey (group) | ConsumerGroupMetadataValue v0: group epoch, tagged MetadataHash (KIP-1101) |
+//! | 4 | ConsumerGroupPartitionMetadataKey (group) | deprecated by KIP-1101: Kafka 4.1 stops writing it and deletes it; never written here, skipped on replay |
+//! | 5 | ConsumerGroupMemberMetadataKey (group, member) | ConsumerGroupMemberMetadataValue v0: instance id, rack, client, subscription, rebalance timeout, assignor |
+//! | 6 | ConsumerGroupTargetAssignmentMetadataKey (group) | ConsumerGroupTargetAssignmentMetadataValue v0: assignment epoch |
+//! | 7 | ConsumerGroupTargetAssignmentMemberKey (group, member) | ConsumerGroupTargetAssignmentMemberValue v0: the member's target partitions |
+//! | 8 | ConsumerGroupCurrentMemberAssignmentKey (group, member) | ConsumerGroupCurrentMemberAssignmentValue v0: member epochs, state, assigned and pending-revocation partitions |
+//!
+//! Keys are never flexible (int16-length strings). The classic values are written in their
+//! newest non-flexible version; the KIP-848 values (types 3-8) are flexible version 0: compact
+//! strings and arrays, uuids as 16 bytes, and a tagged-field section after every struct, of
+//! which unknown tags are skipped. A null value is a tombstone: the cleaner keeps it for
+//! `delete.retention.ms` and then drops it, so a removed member or group leaves no record.
+//! [`decode`] returns `None` for a key type this broker does not know (a newer Kafka's share
+//! or streams groups) and for truncated or garbled bytes; it never panics.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use uuid::Uuid;
+
+use crate::group::assignor::Assignment;
 
 /// A decoded `__consumer_offsets` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,12 +45,96 @@ pub enum OffsetsRecord {
         group_id: String,
         value: Option<GroupMetadataValue>,
     },
-    /// ConsumerGroupMetadataKey (KIP-848) with the group epoch of ConsumerGroupMetadataValue,
-    /// or `None` for a tombstone (consumer group deleted).
-    ConsumerGroup {
+    /// ConsumerGroupMetadataKey (KIP-848), `None` for a tombstone (consumer group deleted).
+    ConsumerGroupMetadata {
         group_id: String,
-        epoch: Option<i32>,
+        value: Option<ConsumerGroupMetadataValue>,
     },
+    /// ConsumerGroupPartitionMetadataKey: deprecated by KIP-1101 (Kafka 4.1 keeps a hash of
+    /// the subscribed topics in ConsumerGroupMetadataValue instead); its value is not read.
+    ConsumerGroupPartitionMetadata { group_id: String },
+    /// ConsumerGroupMemberMetadataKey, `None` for a tombstone (member removed).
+    ConsumerGroupMemberMetadata {
+        group_id: String,
+        member_id: String,
+        value: Option<ConsumerGroupMemberMetadataValue>,
+    },
+    /// ConsumerGroupTargetAssignmentMetadataKey with the assignment epoch, `None` for a
+    /// tombstone (group deleted).
+    ConsumerGroupTargetAssignmentMetadata {
+        group_id: String,
+        assignment_epoch: Option<i32>,
+    },
+    /// ConsumerGroupTargetAssignmentMemberKey with the member's target partitions, `None` for
+    /// a tombstone (member removed).
+    ConsumerGroupTargetAssignmentMember {
+        group_id: String,
+        member_id: String,
+        partitions: Option<Assignment>,
+    },
+    /// ConsumerGroupCurrentMemberAssignmentKey, `None` for a tombstone (member removed).
+    ConsumerGroupCurrentMemberAssignment {
+        group_id: String,
+        member_id: String,
+        value: Option<ConsumerGroupCurrentMemberAssignmentValue>,
+    },
+}
+
+/// ConsumerGroupMetadataValue (flexible v0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ConsumerGroupMetadataValue {
+    pub epoch: i32,
+    /// Tagged field 0 (KIP-1101, Kafka 4.1): a hash of the subscribed topics' metadata; a
+    /// change bumps the group epoch. 0 (the default, not written) means no topics. Sluice's
+    /// hash is its own (consumer.rs), not Kafka's XXH3: a Kafka broker reading it would see a
+    /// change and bump the epoch once.
+    pub metadata_hash: i64,
+}
+
+/// ConsumerGroupMemberMetadataValue (flexible v0). Its tagged ClassicMemberMetadata (a
+/// classic member inside a consumer group, KIP-848 migration) is never written and skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConsumerGroupMemberMetadataValue {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+/// ConsumerGroupCurrentMemberAssignmentValue (flexible v0).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConsumerGroupCurrentMemberAssignmentValue {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    /// Kafka's MemberState: 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: i8,
+    pub assigned_partitions: Assignment,
+    pub partitions_pending_revocation: Assignment,
+}
+
+impl OffsetsRecord {
+    /// Whether the record deletes its key (a null value).
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            OffsetsRecord::Offset { value, .. } => value.is_none(),
+            OffsetsRecord::Group { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerGroupMetadata { value, .. } => value.is_none(),
+            // Never read: treated as deleted.
+            OffsetsRecord::ConsumerGroupPartitionMetadata { .. } => true,
+            OffsetsRecord::ConsumerGroupMemberMetadata { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+                assignment_epoch, ..
+            } => assignment_epoch.is_none(),
+            OffsetsRecord::ConsumerGroupTargetAssignmentMember { partitions, .. } => {
+                partitions.is_none()
+            }
+            OffsetsRecord::ConsumerGroupCurrentMemberAssignment { value, .. } => value.is_none(),
+        }
+    }
 }
 
 /// OffsetCommitValue (v3 written).
@@ -71,8 +174,17 @@ pub struct MemberMetadataValue {
 const OFFSET_KEY_VERSION: i16 = 1;
 /// GroupMetadataKey version 2.
 const GROUP_KEY_VERSION: i16 = 2;
-/// ConsumerGroupMetadataKey version 3 (KIP-848; its value is flexible version 0).
-const CONSUMER_GROUP_KEY_VERSION: i16 = 3;
+/// The KIP-848 consumer group key versions (record types); their values are flexible v0.
+const CONSUMER_GROUP_METADATA: i16 = 3;
+const CONSUMER_GROUP_PARTITION_METADATA: i16 = 4;
+const CONSUMER_GROUP_MEMBER_METADATA: i16 = 5;
+const CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA: i16 = 6;
+const CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER: i16 = 7;
+const CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT: i16 = 8;
+/// The one value version of each KIP-848 record; a newer one is not guessed at.
+const CONSUMER_GROUP_VALUE_VERSION: i16 = 0;
+/// ConsumerGroupMetadataValue's tag of MetadataHash (KIP-1101).
+const METADATA_HASH_TAG: u32 = 0;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -124,20 +236,152 @@ pub fn group_value(v: &GroupMetadataValue) -> Bytes {
     b.freeze()
 }
 
-pub fn consumer_group_key(group_id: &str) -> Bytes {
+/// The key and value (None: a tombstone) of a record.
+pub fn encode(record: &OffsetsRecord) -> (Bytes, Option<Bytes>) {
+    match record {
+        OffsetsRecord::Offset {
+            group_id,
+            topic,
+            partition,
+            value,
+        } => (
+            offset_key(group_id, topic, *partition),
+            value.as_ref().map(offset_value),
+        ),
+        OffsetsRecord::Group { group_id, value } => {
+            (group_key(group_id), value.as_ref().map(group_value))
+        }
+        OffsetsRecord::ConsumerGroupMetadata { group_id, value } => (
+            group_only_key(CONSUMER_GROUP_METADATA, group_id),
+            value.map(|v| {
+                flexible_value(
+                    |b| b.put_i32(v.epoch),
+                    |tags| {
+                        if v.metadata_hash != 0 {
+                            tags.push((METADATA_HASH_TAG, v.metadata_hash.to_be_bytes().to_vec()));
+                        }
+                    },
+                )
+            }),
+        ),
+        OffsetsRecord::ConsumerGroupPartitionMetadata { group_id } => (
+            group_only_key(CONSUMER_GROUP_PARTITION_METADATA, group_id),
+            None,
+        ),
+        OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id,
+            member_id,
+            value,
+        } => (
+            member_key(CONSUMER_GROUP_MEMBER_METADATA, group_id, member_id),
+            value.as_ref().map(|v| {
+                flexible_value(
+                    |b| {
+                        put_compact_nullable_string(b, v.instance_id.as_deref());
+                        put_compact_nullable_string(b, v.rack_id.as_deref());
+                        put_compact_string(b, &v.client_id);
+                        put_compact_string(b, &v.client_host);
+                        put_uvarint(b, v.subscribed_topic_names.len() as u32 + 1);
+                        for name in &v.subscribed_topic_names {
+                            put_compact_string(b, name);
+                        }
+                        put_compact_nullable_string(b, v.subscribed_topic_regex.as_deref());
+                        b.put_i32(v.rebalance_timeout_ms);
+                        put_compact_nullable_string(b, v.server_assignor.as_deref());
+                    },
+                    |_| {},
+                )
+            }),
+        ),
+        OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+            group_id,
+            assignment_epoch,
+        } => (
+            group_only_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_id),
+            assignment_epoch.map(|e| flexible_value(|b| b.put_i32(e), |_| {})),
+        ),
+        OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+            group_id,
+            member_id,
+            partitions,
+        } => (
+            member_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, group_id, member_id),
+            partitions
+                .as_ref()
+                .map(|p| flexible_value(|b| put_topic_partitions(b, p), |_| {})),
+        ),
+        OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+            group_id,
+            member_id,
+            value,
+        } => (
+            member_key(
+                CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT,
+                group_id,
+                member_id,
+            ),
+            value.as_ref().map(|v| {
+                flexible_value(
+                    |b| {
+                        b.put_i32(v.member_epoch);
+                        b.put_i32(v.previous_member_epoch);
+                        b.put_i8(v.state);
+                        put_topic_partitions(b, &v.assigned_partitions);
+                        put_topic_partitions(b, &v.partitions_pending_revocation);
+                    },
+                    |_| {},
+                )
+            }),
+        ),
+    }
+}
+
+fn group_only_key(version: i16, group_id: &str) -> Bytes {
     let mut b = BytesMut::new();
-    b.put_i16(CONSUMER_GROUP_KEY_VERSION);
+    b.put_i16(version);
     put_string(&mut b, group_id);
     b.freeze()
 }
 
-/// ConsumerGroupMetadataValue v0: the group epoch, then an empty tagged-field section.
-pub fn consumer_group_value(epoch: i32) -> Bytes {
+fn member_key(version: i16, group_id: &str, member_id: &str) -> Bytes {
     let mut b = BytesMut::new();
-    b.put_i16(0);
-    b.put_i32(epoch);
-    b.put_u8(0);
+    b.put_i16(version);
+    put_string(&mut b, group_id);
+    put_string(&mut b, member_id);
     b.freeze()
+}
+
+/// A flexible v0 value: version, fields, then the tagged fields (tag, bytes) in tag order.
+fn flexible_value(
+    fields: impl FnOnce(&mut BytesMut),
+    tagged: impl FnOnce(&mut Vec<(u32, Vec<u8>)>),
+) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(CONSUMER_GROUP_VALUE_VERSION);
+    fields(&mut b);
+    let mut tags = Vec::new();
+    tagged(&mut tags);
+    put_uvarint(&mut b, tags.len() as u32);
+    for (tag, data) in tags {
+        put_uvarint(&mut b, tag);
+        put_uvarint(&mut b, data.len() as u32);
+        b.put_slice(&data);
+    }
+    b.freeze()
+}
+
+/// `[]TopicPartitions`: per topic its id and partitions, each entry with its own (empty)
+/// tagged-field section.
+fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
+    put_uvarint(b, a.len() as u32 + 1);
+    for (topic_id, partitions) in a {
+        b.put_slice(topic_id.as_bytes());
+        put_uvarint(b, partitions.len() as u32 + 1);
+        for p in partitions {
+            b.put_i32(*p);
+        }
+        put_uvarint(b, 0);
+    }
 }
 
 /// Decodes a record of the topic; `None` for a key this broker does not know (a newer Kafka's
@@ -169,16 +413,8 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
             };
             Some(OffsetsRecord::Group { group_id, value })
         }
-        CONSUMER_GROUP_KEY_VERSION => {
-            let group_id = get_string(&mut k)?;
-            let epoch = match value {
-                None => None,
-                Some(mut v) => {
-                    get_i16(&mut v)?;
-                    Some(get_i32(&mut v)?)
-                }
-            };
-            Some(OffsetsRecord::ConsumerGroup { group_id, epoch })
+        CONSUMER_GROUP_METADATA..=CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT => {
+            decode_consumer_group(version, k, value)
         }
         _ => None,
     }
@@ -247,6 +483,240 @@ fn decode_group_value(mut v: &[u8]) -> Option<GroupMetadataValue> {
         current_state_timestamp_ms,
         members,
     })
+}
+
+fn decode_consumer_group(
+    version: i16,
+    mut k: &[u8],
+    value: Option<&[u8]>,
+) -> Option<OffsetsRecord> {
+    let group_id = get_string(&mut k)?;
+    let member_id = match version {
+        CONSUMER_GROUP_MEMBER_METADATA
+        | CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER
+        | CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT => get_string(&mut k)?,
+        _ => String::new(),
+    };
+    // The value, past its version; None for a tombstone, Some(None) for one not understood.
+    let mut v: Option<&[u8]> = match value {
+        None => None,
+        Some(mut v) => {
+            if get_i16(&mut v)? != CONSUMER_GROUP_VALUE_VERSION {
+                return None;
+            }
+            Some(v)
+        }
+    };
+    Some(match version {
+        CONSUMER_GROUP_METADATA => OffsetsRecord::ConsumerGroupMetadata {
+            group_id,
+            value: match v.as_mut() {
+                None => None,
+                Some(v) => Some(decode_consumer_group_metadata(v)?),
+            },
+        },
+        CONSUMER_GROUP_PARTITION_METADATA => {
+            OffsetsRecord::ConsumerGroupPartitionMetadata { group_id }
+        }
+        CONSUMER_GROUP_MEMBER_METADATA => OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id,
+            member_id,
+            value: match v.as_mut() {
+                None => None,
+                Some(v) => Some(decode_member_metadata(v)?),
+            },
+        },
+        CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA => {
+            OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+                group_id,
+                assignment_epoch: match v.as_mut() {
+                    None => None,
+                    Some(v) => {
+                        let epoch = get_i32(v)?;
+                        skip_tagged_fields(v)?;
+                        Some(epoch)
+                    }
+                },
+            }
+        }
+        CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER => {
+            OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+                group_id,
+                member_id,
+                partitions: match v.as_mut() {
+                    None => None,
+                    Some(v) => {
+                        let partitions = get_topic_partitions(v)?;
+                        skip_tagged_fields(v)?;
+                        Some(partitions)
+                    }
+                },
+            }
+        }
+        CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT => {
+            OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+                group_id,
+                member_id,
+                value: match v.as_mut() {
+                    None => None,
+                    Some(v) => Some(decode_current_assignment(v)?),
+                },
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn decode_consumer_group_metadata(v: &mut &[u8]) -> Option<ConsumerGroupMetadataValue> {
+    let epoch = get_i32(v)?;
+    let mut metadata_hash = 0;
+    for_each_tagged_field(v, |tag, mut data| {
+        if tag == METADATA_HASH_TAG {
+            metadata_hash = get_i64(&mut data)?;
+        }
+        Some(())
+    })?;
+    Some(ConsumerGroupMetadataValue {
+        epoch,
+        metadata_hash,
+    })
+}
+
+fn decode_member_metadata(v: &mut &[u8]) -> Option<ConsumerGroupMemberMetadataValue> {
+    let instance_id = get_compact_nullable_string(v)?;
+    let rack_id = get_compact_nullable_string(v)?;
+    let client_id = get_compact_nullable_string(v)??;
+    let client_host = get_compact_nullable_string(v)??;
+    let mut subscribed_topic_names = Vec::new();
+    for _ in 0..get_compact_array_len(v)? {
+        subscribed_topic_names.push(get_compact_nullable_string(v)??);
+    }
+    let subscribed_topic_regex = get_compact_nullable_string(v)?;
+    let rebalance_timeout_ms = get_i32(v)?;
+    let server_assignor = get_compact_nullable_string(v)?;
+    skip_tagged_fields(v)?;
+    Some(ConsumerGroupMemberMetadataValue {
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        subscribed_topic_names,
+        subscribed_topic_regex,
+        rebalance_timeout_ms,
+        server_assignor,
+    })
+}
+
+fn decode_current_assignment(v: &mut &[u8]) -> Option<ConsumerGroupCurrentMemberAssignmentValue> {
+    let member_epoch = get_i32(v)?;
+    let previous_member_epoch = get_i32(v)?;
+    let state = get_i8(v)?;
+    let assigned_partitions = get_topic_partitions(v)?;
+    let partitions_pending_revocation = get_topic_partitions(v)?;
+    skip_tagged_fields(v)?;
+    Some(ConsumerGroupCurrentMemberAssignmentValue {
+        member_epoch,
+        previous_member_epoch,
+        state,
+        assigned_partitions,
+        partitions_pending_revocation,
+    })
+}
+
+fn get_topic_partitions(v: &mut &[u8]) -> Option<Assignment> {
+    let mut out = Assignment::new();
+    for _ in 0..get_compact_array_len(v)? {
+        if v.remaining() < 16 {
+            return None;
+        }
+        let topic_id = Uuid::from_slice(&v[..16]).ok()?;
+        v.advance(16);
+        let partitions = out.entry(topic_id).or_default();
+        for _ in 0..get_compact_array_len(v)? {
+            partitions.insert(get_i32(v)?);
+        }
+        skip_tagged_fields(v)?;
+    }
+    Some(out)
+}
+
+/// A compact array's length; a null array (length 0 on the wire) reads as empty. The count
+/// comes from the input, so callers never allocate by it: each element fails on its own
+/// when the bytes run out.
+fn get_compact_array_len(v: &mut &[u8]) -> Option<u32> {
+    Some(get_uvarint(v)?.saturating_sub(1))
+}
+
+fn for_each_tagged_field(
+    v: &mut &[u8],
+    mut field: impl FnMut(u32, &[u8]) -> Option<()>,
+) -> Option<()> {
+    for _ in 0..get_uvarint(v)? {
+        let tag = get_uvarint(v)?;
+        let size = get_uvarint(v)? as usize;
+        if v.remaining() < size {
+            return None;
+        }
+        field(tag, &v[..size])?;
+        v.advance(size);
+    }
+    Some(())
+}
+
+fn skip_tagged_fields(v: &mut &[u8]) -> Option<()> {
+    for_each_tagged_field(v, |_, _| Some(()))
+}
+
+fn put_uvarint(b: &mut BytesMut, mut n: u32) {
+    while n >= 0x80 {
+        b.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    b.put_u8(n as u8);
+}
+
+fn get_uvarint(b: &mut &[u8]) -> Option<u32> {
+    let mut n: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let byte = *b.first()?;
+        b.advance(1);
+        n |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn put_compact_string(b: &mut BytesMut, s: &str) {
+    put_uvarint(b, s.len() as u32 + 1);
+    b.put_slice(s.as_bytes());
+}
+
+fn put_compact_nullable_string(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_compact_string(b, s),
+        None => put_uvarint(b, 0),
+    }
+}
+
+/// `Some(None)` for a null string.
+fn get_compact_nullable_string(b: &mut &[u8]) -> Option<Option<String>> {
+    let len = get_uvarint(b)? as usize;
+    if len == 0 {
+        return Some(None);
+    }
+    let len = len - 1;
+    if b.remaining() < len {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&b[..len]).into_owned();
+    b.advance(len);
+    Some(Some(s))
+}
+
+fn get_i8(b: &mut &[u8]) -> Option<i8> {
+    (b.remaining() >= 1).then(|| b.get_i8())
 }
 
 fn put_string(b: &mut BytesMut, s: &str) {
@@ -372,24 +842,203 @@ mod tests {
         );
     }
 
+    fn round_trip(record: OffsetsRecord) {
+        let (key, value) = encode(&record);
+        assert_eq!(decode(&key, value.as_deref()), Some(record));
+    }
+
+    const TOPIC: Uuid = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+
+    fn assignment(partitions: &[i32]) -> Assignment {
+        Assignment::from([(TOPIC, partitions.iter().copied().collect())])
+    }
+
     #[test]
-    fn consumer_group_epoch_round_trips_in_kafkas_layout() {
-        let key = consumer_group_key("g");
+    fn consumer_group_metadata_is_kafkas_layout_with_the_hash_tagged() {
+        let record = OffsetsRecord::ConsumerGroupMetadata {
+            group_id: "g".into(),
+            value: Some(ConsumerGroupMetadataValue {
+                epoch: 7,
+                metadata_hash: 0,
+            }),
+        };
+        let (key, value) = encode(&record);
         assert_eq!(&key[..], &[0, 3, 0, 1, b'g']);
-        assert_eq!(&consumer_group_value(7)[..], &[0, 0, 0, 0, 0, 7, 0]);
+        // Version 0, epoch, no tagged fields (a zero hash is the default, not written).
+        assert_eq!(value.as_deref(), Some(&[0, 0, 0, 0, 0, 7, 0][..]));
+        round_trip(record);
+        let hashed = OffsetsRecord::ConsumerGroupMetadata {
+            group_id: "g".into(),
+            value: Some(ConsumerGroupMetadataValue {
+                epoch: 7,
+                metadata_hash: 0x0102_0304_0506_0708,
+            }),
+        };
+        let (_, value) = encode(&hashed);
+        // One tagged field: tag 0, 8 bytes, the int64.
         assert_eq!(
-            decode(&key, Some(&consumer_group_value(7))),
-            Some(OffsetsRecord::ConsumerGroup {
+            value.as_deref(),
+            Some(&[0, 0, 0, 0, 0, 7, 1, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8][..])
+        );
+        round_trip(hashed);
+        round_trip(OffsetsRecord::ConsumerGroupMetadata {
+            group_id: "g".into(),
+            value: None,
+        });
+    }
+
+    #[test]
+    fn member_metadata_round_trips_and_skips_unknown_tagged_fields() {
+        let value = ConsumerGroupMemberMetadataValue {
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            subscribed_topic_names: vec!["a".into(), "b".into()],
+            subscribed_topic_regex: Some("t.*".into()),
+            rebalance_timeout_ms: 30_000,
+            server_assignor: Some("uniform".into()),
+        };
+        let record = OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: Some(value.clone()),
+        };
+        let (key, bytes) = encode(&record);
+        assert_eq!(&key[..], &[0, 5, 0, 1, b'g', 0, 1, b'm']);
+        round_trip(record);
+        // A classic member's tagged ClassicMemberMetadata (tag 0) is skipped.
+        let mut with_tag = bytes.unwrap().to_vec();
+        assert_eq!(with_tag.pop(), Some(0));
+        with_tag.extend_from_slice(&[1, 0, 3, 9, 9, 9]);
+        assert_eq!(
+            decode(&key, Some(&with_tag)),
+            Some(OffsetsRecord::ConsumerGroupMemberMetadata {
                 group_id: "g".into(),
-                epoch: Some(7)
+                member_id: "m".into(),
+                value: Some(value),
             })
         );
+        round_trip(OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: None,
+        });
+    }
+
+    #[test]
+    fn target_assignment_records_are_kafkas_layout() {
+        let record = OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            partitions: Some(assignment(&[0, 2])),
+        };
+        let (key, value) = encode(&record);
+        assert_eq!(&key[..], &[0, 7, 0, 1, b'g', 0, 1, b'm']);
+        let mut expected = vec![0, 0, 2];
+        expected.extend_from_slice(TOPIC.as_bytes());
+        expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0]);
+        assert_eq!(value.as_deref(), Some(&expected[..]));
+        round_trip(record);
+        let epoch = OffsetsRecord::ConsumerGroupTargetAssignmentMetadata {
+            group_id: "g".into(),
+            assignment_epoch: Some(4),
+        };
         assert_eq!(
-            decode(&key, None),
-            Some(OffsetsRecord::ConsumerGroup {
-                group_id: "g".into(),
-                epoch: None
+            encode(&epoch).1.as_deref(),
+            Some(&[0, 0, 0, 0, 0, 4, 0][..])
+        );
+        round_trip(epoch);
+        round_trip(OffsetsRecord::ConsumerGroupTargetAssignmentMember {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            partitions: None,
+        });
+    }
+
+    #[test]
+    fn current_member_assignment_round_trips() {
+        let record = OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: Some(ConsumerGroupCurrentMemberAssignmentValue {
+                member_epoch: 5,
+                previous_member_epoch: 4,
+                state: 1,
+                assigned_partitions: assignment(&[1]),
+                partitions_pending_revocation: assignment(&[2, 3]),
+            }),
+        };
+        let (key, _) = encode(&record);
+        assert_eq!(&key[..], &[0, 8, 0, 1, b'g', 0, 1, b'm']);
+        round_trip(record);
+        round_trip(OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: None,
+        });
+    }
+
+    #[test]
+    fn deprecated_partition_metadata_is_recognised_and_not_read() {
+        let key = group_only_key(4, "g");
+        assert_eq!(
+            decode(&key, Some(&[0, 0, 1, 0])),
+            Some(OffsetsRecord::ConsumerGroupPartitionMetadata {
+                group_id: "g".into()
             })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_consumer_group_value_decodes_to_none() {
+        let records = [
+            OffsetsRecord::ConsumerGroupMemberMetadata {
+                group_id: "g".into(),
+                member_id: "m".into(),
+                value: Some(ConsumerGroupMemberMetadataValue {
+                    client_id: "c".into(),
+                    subscribed_topic_names: vec!["t".into()],
+                    ..Default::default()
+                }),
+            },
+            OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
+                group_id: "g".into(),
+                member_id: "m".into(),
+                value: Some(ConsumerGroupCurrentMemberAssignmentValue {
+                    assigned_partitions: assignment(&[0]),
+                    ..Default::default()
+                }),
+            },
+            OffsetsRecord::ConsumerGroupMetadata {
+                group_id: "g".into(),
+                value: Some(ConsumerGroupMetadataValue {
+                    epoch: 1,
+                    metadata_hash: 9,
+                }),
+            },
+        ];
+        for record in records {
+            let (key, value) = encode(&record);
+            let value = value.unwrap();
+            for cut in 0..value.len() {
+                assert_eq!(decode(&key, Some(&value[..cut])), None, "cut at {cut}");
+            }
+            for cut in 0..key.len() {
+                assert_eq!(decode(&key[..cut], Some(&value)), None, "key cut at {cut}");
+            }
+        }
+        // A newer value version is not guessed at; huge counts fail without allocating.
+        let key = member_key(5, "g", "m");
+        assert_eq!(decode(&key, Some(&[0, 1, 0])), None);
+        let key = member_key(7, "g", "m");
+        assert_eq!(
+            decode(&key, Some(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f])),
+            None
+        );
+        assert_eq!(
+            decode(&key, Some(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])),
+            None
         );
     }
 
