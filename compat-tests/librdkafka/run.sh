@@ -94,6 +94,9 @@ bootstrap.servers=$bootstrap
 test.topic.random=true
 EOF
 export RDKAFKA_TEST_CONF="$work/test.conf"
+# Tests that shell out to Kafka's CLI (test_kafka_topics: 0045's partition-change and topic
+# removal parts, 0052, 0077) run kafka-shim/bin/kafka-topics.sh (admin requests to this broker).
+export KAFKA_PATH="$here/kafka-shim" BROKERS="$bootstrap"
 
 # Read the list: name mode timeout [KEY=VALUE ...], under the "@env" section in force.
 names=() modes=() timeouts=() envs=()
