@@ -94,9 +94,10 @@ bootstrap.servers=$bootstrap
 test.topic.random=true
 EOF
 export RDKAFKA_TEST_CONF="$work/test.conf"
-# Tests that shell out to Kafka's CLI (test_kafka_topics: 0045's partition-change and topic
-# removal parts, 0052, 0077) run kafka-shim/bin/kafka-topics.sh (admin requests to this broker).
-export KAFKA_PATH="$here/kafka-shim" BROKERS="$bootstrap"
+# Tests that shell out to Kafka's CLI (test_kafka_topics: 0052, 0077, 0045's noautocreate parts)
+# get KAFKA_PATH (kafka-shim/bin/kafka-topics.sh, admin requests to this broker) only when their
+# line says KAFKA_SHIM=1: with it, 0045_subscribe_update runs extra parts whose topics its
+# concurrently running siblings' regex subscriptions match.
 
 # Read the list: name mode timeout [KEY=VALUE ...], under the "@env" section in force.
 names=() modes=() timeouts=() envs=()
@@ -164,6 +165,7 @@ run_one() {
         env_args+=("$kv")
         case "$kv" in
         SUBTESTS=*) sub="${kv#SUBTESTS=}" ;;
+        KAFKA_SHIM=1) env_args+=(KAFKA_PATH="$here/kafka-shim" BROKERS="$bootstrap") ;;
         TEST_CONSUMER_GROUP_PROTOCOL=*) tags="${tags:+$tags,}${kv#*=}" ;;
         esac
     done <<<"${envs[$i]}"
