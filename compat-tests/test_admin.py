@@ -1,5 +1,6 @@
 """Partition and record admin APIs through real clients' admin interfaces: CreatePartitions,
-DeleteRecords, ListOffsets, DescribeTopics/DescribeTopicPartitions, DescribeLogDirs."""
+DeleteRecords, ListOffsets, DescribeTopics/DescribeTopicPartitions, DescribeLogDirs; and
+OffsetForLeaderEpoch as librdkafka's consumer validates a seek with it."""
 
 import time
 
@@ -10,6 +11,7 @@ from kafka import TopicPartition as KTopicPartition
 from kafka.admin import KafkaAdminClient
 
 import cf
+from test_ops import parse, value
 from workload import make_records, topic_name
 
 
@@ -61,6 +63,54 @@ def test_confluent_create_partitions_then_produce_and_consume_the_new_partition(
     consumed, offsets = cf.consume_all(broker.bootstrap, topic, partitions=3)
     assert consumed.get(2) == records and offsets[2] == list(range(30))
     assert not consumed.get(0) and not consumed.get(1)
+
+
+def next_message(c, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error() is not None:
+            raise KafkaException(m.error())
+        return m
+    raise AssertionError(f"no message in {timeout_s}s")
+
+
+def test_confluent_seek_with_leader_epoch_is_validated_by_offset_for_leader_epoch(broker):
+    """KIP-320: librdkafka validates a seek that carries a leader epoch with OffsetForLeaderEpoch
+    before fetching. A seek past the end of epoch 0 is log truncation: the consumer moves to the
+    epoch's end offset from the broker's answer (the log end, 10), not to auto.offset.reset's
+    earliest (0), which is where a fetch out of range would have sent it."""
+    topic = topic_name("epoch-seek")
+    cf.create_topic(broker.bootstrap, topic, partitions=1)
+    cf.produce(broker.bootstrap, topic, make_records(10, topic), partition=0)
+
+    def validations():
+        return value(parse(broker.metrics()), "sluice_server_requests_total", api="OffsetForLeaderEpoch")
+
+    c = cf.consumer(broker.bootstrap, **{"group.id": topic_name("g"), "enable.partition.eof": False})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        m = next_message(c)
+        assert (m.offset(), m.leader_epoch()) == (0, 0)
+
+        before = validations()
+        c.seek(TopicPartition(topic, 0, 4, leader_epoch=0))
+        assert next_message(c).offset() == 4
+        assert validations() > before
+
+        before = validations()
+        c.seek(TopicPartition(topic, 0, 15, leader_epoch=0))
+        deadline = time.monotonic() + 20
+        while validations() == before:
+            assert time.monotonic() < deadline, "the seek past the end was never validated"
+            assert c.poll(0.2) is None
+        # Only now write more: the validation answered with the log end as it was (10).
+        cf.produce(broker.bootstrap, topic, make_records(3, topic + "-more"), partition=0)
+        assert next_message(c).offset() == 10
+    finally:
+        c.close()
 
 
 def test_confluent_delete_records_moves_earliest_and_survives_restart(broker):

@@ -50,6 +50,11 @@ def test_java_admin_partitions_and_records(broker, java_classpath):
     assert "log dirs described" in out
 
 
+def test_java_seek_with_leader_epoch_is_validated(broker, java_classpath):
+    out = run_java(java_classpath, "leader-epoch", broker.bootstrap, topic_name("java-epoch"))
+    assert "truncation detected at 10" in out
+
+
 def test_java_admin_configs(broker, java_classpath):
     out = run_java(java_classpath, "configs", broker.bootstrap, topic_name("java-configs"))
     assert "followed by the topic" in out

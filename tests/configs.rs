@@ -452,6 +452,59 @@ async fn alter_errors_follow_kafka() {
         .all(|r| r.error_code == invalid_request));
 }
 
+/// Kafka's per-broker listener keys (`DynamicBrokerConfig.PerBrokerConfigs`): settable on the
+/// broker's own resource, type-checked, described as DYNAMIC_BROKER_CONFIG, refused as the
+/// cluster default. librdkafka's 0081 sets sasl.kerberos.min.time.before.relogin this way.
+#[tokio::test]
+async fn per_broker_keys_are_refused_at_the_cluster_default_level() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let invalid_request = ResponseError::InvalidRequest.code();
+    let key = "sasl.kerberos.min.time.before.relogin";
+    let (code, message) = alter_incremental(
+        &mut client,
+        1,
+        BROKER,
+        "",
+        &[(key, SET, Some("58000"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, invalid_request);
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "Cannot update these configs at default cluster level, broker id must be \
+             specified: sasl.kerberos.min.time.before.relogin"
+        )
+    );
+    let (code, _) = alter_incremental(
+        &mut client,
+        0,
+        BROKER,
+        "1",
+        &[(key, SET, Some("soon"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, invalid_request);
+    let (code, message) = alter_incremental(
+        &mut client,
+        0,
+        BROKER,
+        "1",
+        &[(key, SET, Some("58000"))],
+        false,
+    )
+    .await;
+    assert_eq!((code, message), (0, None));
+    let described = describe(&mut client, 4, BROKER, "1", &[key]).await;
+    let e = entry(&described.configs, key);
+    assert_eq!(value(e), Some("58000"));
+    assert_eq!(e.config_source, 2, "DYNAMIC_BROKER_CONFIG");
+    assert!(!e.read_only);
+}
+
 #[tokio::test]
 async fn alter_configs_replaces_the_whole_set_at_v0_and_v2() {
     let broker = TestBroker::start().await;

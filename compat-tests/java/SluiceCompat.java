@@ -28,6 +28,7 @@ public class SluiceCompat {
             case "configs" -> configs(bootstrap, args[2]);
             case "produce-paced" -> producePaced(bootstrap, args[2], Integer.parseInt(args[3]));
             case "partitions" -> partitions(bootstrap, args[2]);
+            case "leader-epoch" -> leaderEpoch(bootstrap, args[2]);
             default -> throw new IllegalArgumentException(mode);
         }
     }
@@ -272,6 +273,62 @@ public class SluiceCompat {
             check(info != null && info.size() > 0 && !info.isFuture(), "replica info " + info);
             check(dir.totalBytes().isPresent() && dir.usableBytes().getAsLong() > 0, "space " + dir);
             System.out.println("log dirs described: " + dirs.get(1).keySet());
+        }
+    }
+
+    // OffsetForLeaderEpoch (KIP-320) as the consumer uses it: a seek that carries a leader epoch
+    // is validated against the leader before any fetch. Inside epoch 0's range the consumer reads
+    // from the seek; past its end offset (the log end) it is log truncation, and with
+    // auto.offset.reset=none the consumer throws LogTruncationException naming the first
+    // diverging offset, which only the broker's end-offset answer can supply.
+    static void leaderEpoch(String bootstrap, String topic) throws Exception {
+        try (Admin a = admin(bootstrap)) {
+            a.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp)) {
+            for (int i = 0; i < 10; i++) {
+                producer.send(new ProducerRecord<>(topic, 0, "k", "v" + i)).get(30, TimeUnit.SECONDS);
+            }
+        }
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+            consumer.assign(List.of(tp));
+            consumer.seek(tp, new OffsetAndMetadata(4, Optional.of(0), ""));
+            ConsumerRecord<String, String> first = null;
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (first == null && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    if (first == null) first = r;
+                }
+            }
+            check(first != null && first.offset() == 4 && first.leaderEpoch().equals(Optional.of(0)),
+                  "first record after a validated seek: " + first);
+            System.out.println("seek to 4 in epoch 0 validated; read from " + first.offset());
+
+            consumer.seek(tp, new OffsetAndMetadata(15, Optional.of(0), ""));
+            LogTruncationException truncation = null;
+            deadline = System.currentTimeMillis() + 30_000;
+            while (truncation == null && System.currentTimeMillis() < deadline) {
+                try {
+                    check(consumer.poll(Duration.ofMillis(500)).isEmpty(), "records past the log end");
+                } catch (LogTruncationException e) {
+                    truncation = e;
+                }
+            }
+            check(truncation != null, "no LogTruncationException for a seek past epoch 0's end");
+            OffsetAndMetadata diverging = truncation.divergentOffsets().get(tp);
+            check(diverging != null && diverging.offset() == 10 && diverging.leaderEpoch().equals(Optional.of(0)),
+                  "divergent offset " + truncation.divergentOffsets());
+            System.out.println("seek to 15 in epoch 0: truncation detected at " + diverging.offset());
         }
     }
 

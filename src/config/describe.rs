@@ -60,6 +60,11 @@ const BROKER_TYPES: &[(&str, &str)] = &[
     ("log.cleaner.enable", "BOOLEAN"),
     ("log.retention.check.interval.ms", "LONG"),
     ("producer.id.expiration.ms", "INT"),
+    ("sasl.kerberos.kinit.cmd", "STRING"),
+    ("sasl.kerberos.min.time.before.relogin", "LONG"),
+    ("sasl.kerberos.service.name", "STRING"),
+    ("sasl.kerberos.ticket.renew.jitter", "DOUBLE"),
+    ("sasl.kerberos.ticket.renew.window.factor", "DOUBLE"),
     ("node.id", "INT"),
     ("broker.id", "INT"),
     ("num.partitions", "INT"),
@@ -191,6 +196,11 @@ const BROKER_DOCS: &[(&str, &str)] = &[
     (
         "advertised.listeners",
         "Listener addresses given to clients.",
+    ),
+    (
+        "sasl.kerberos.min.time.before.relogin",
+        "Kafka's Kerberos login refresh sleep time; Sluice offers no GSSAPI, so it is stored \
+         and has no effect.",
     ),
 ];
 

@@ -23,6 +23,24 @@ const OTHER_DYNAMIC_CONFIGS: &[&str] = &[
     "producer.id.expiration.ms",
 ];
 
+/// Kafka's per-broker listener keys for a broker-side Kerberos login
+/// (`DynamicListenerConfig.ReconfigurableConfigs`), with Kafka's defaults. Sluice offers no
+/// GSSAPI, so, as on a Kafka broker without a Kerberos listener, they are stored and described
+/// but change nothing. Kafka refuses them at the cluster-default level ("" resource).
+const PER_BROKER_LOGIN_CONFIGS: &[(&str, Option<&str>)] = &[
+    ("sasl.kerberos.kinit.cmd", Some("/usr/bin/kinit")),
+    ("sasl.kerberos.min.time.before.relogin", Some("60000")),
+    ("sasl.kerberos.service.name", None),
+    ("sasl.kerberos.ticket.renew.jitter", Some("0.05")),
+    ("sasl.kerberos.ticket.renew.window.factor", Some("0.8")),
+];
+
+/// True for dynamic broker keys Kafka accepts only on one broker's resource, never as the
+/// cluster default (`DynamicBrokerConfig.PerBrokerConfigs`).
+pub fn is_per_broker_config(name: &str) -> bool {
+    PER_BROKER_LOGIN_CONFIGS.iter().any(|(k, _)| *k == name)
+}
+
 /// True when AlterConfigs may set `name` on a BROKER resource. As Kafka's
 /// `DynamicLogConfig.ReconfigurableConfigs`, only the first broker synonym of each topic config
 /// is dynamic: `log.retention.ms` is, `log.retention.hours` and `.minutes` are not ("Cannot
@@ -30,6 +48,7 @@ const OTHER_DYNAMIC_CONFIGS: &[&str] = &[
 /// are not here because Sluice does not apply them at run time.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     OTHER_DYNAMIC_CONFIGS.contains(&name)
+        || is_per_broker_config(name)
         || topic_config_names().any(|t| topic_config_synonym(t) == Some(name))
 }
 
@@ -38,6 +57,7 @@ pub fn dynamic_broker_config_names() -> impl Iterator<Item = &'static str> {
     topic_config_names()
         .filter_map(topic_config_synonym)
         .chain(OTHER_DYNAMIC_CONFIGS.iter().copied())
+        .chain(PER_BROKER_LOGIN_CONFIGS.iter().map(|(k, _)| *k))
 }
 
 /// Kafka's default of a dynamic broker key Sluice does not resolve itself (the cleaner's
@@ -51,6 +71,9 @@ pub fn kafka_dynamic_broker_default(name: &str) -> Option<String> {
         "log.cleaner.io.max.bytes.per.second" => "1.7976931348623157E308",
         "log.cleaner.backoff.ms" => "15000",
         _ => {
+            if let Some((_, default)) = PER_BROKER_LOGIN_CONFIGS.iter().find(|(k, _)| *k == name) {
+                return default.map(str::to_string);
+            }
             let topic = topic_config_names().find(|t| topic_config_synonym(t) == Some(name))?;
             return super::topic::kafka_topic_default(topic).map(str::to_string);
         }

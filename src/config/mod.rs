@@ -55,7 +55,7 @@ use indexmap::IndexMap;
 pub use describe::{config_documentation, config_type, ConfigType};
 pub use dynamic::{
     broker_config_synonyms, dynamic_broker_config_names, is_dynamic_broker_config,
-    kafka_dynamic_broker_default,
+    is_per_broker_config, kafka_dynamic_broker_default,
 };
 pub use kafka_names::{
     classify_kafka_key, is_sensitive_config, KafkaKeyKind, KAFKA_ACCEPTED_CONFIG_PREFIXES,
@@ -856,6 +856,13 @@ fn check_unused_value(key: &str, value: &str) -> Result<(), String> {
     ];
     if key.ends_with(".enable") {
         return parse_bool(value).map(|_| ());
+    }
+    // Kafka's LONG and DOUBLE SASL login keys, which AlterConfigs may set per broker.
+    if key == "sasl.kerberos.min.time.before.relogin" {
+        return parse_long(value, i64::MIN, i64::MAX).map(|_| ());
+    }
+    if key.starts_with("sasl.") && (key.ends_with(".jitter") || key.ends_with(".factor")) {
+        return parse_double(value, f64::MIN, f64::MAX).map(|_| ());
     }
     if NUMERIC_SUFFIXES.iter().any(|s| key.ends_with(s)) {
         return parse_long(value, i64::MIN, i64::MAX).map(|_| ());

@@ -247,6 +247,21 @@ fn validate_broker_configs(
             refused.join(", ")
         )));
     }
+    if resource_name.is_empty() {
+        let mut per_broker: Vec<&str> = wanted
+            .keys()
+            .map(String::as_str)
+            .filter(|k| config::is_per_broker_config(k))
+            .collect();
+        if !per_broker.is_empty() {
+            per_broker.sort_unstable();
+            return Err(Error::InvalidRequest(format!(
+                "Cannot update these configs at default cluster level, broker id must be \
+                 specified: {}",
+                per_broker.join(",")
+            )));
+        }
+    }
     let image = broker.image();
     let node = broker.node_id.to_string();
     let (cluster_default, per_broker) = if resource_name.is_empty() {
