@@ -226,6 +226,24 @@ public class SluiceCompat {
                 Thread.sleep(100);
             }
             System.out.println("deleted " + topic);
+
+            // DeleteTopics by topic id (v6, KIP-516); an unknown id is UNKNOWN_TOPIC_ID.
+            String byId = topic + "-by-id";
+            Uuid id = a.createTopics(List.of(new NewTopic(byId, 1, (short) 1))).topicId(byId).get(30, TimeUnit.SECONDS);
+            a.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all().get(30, TimeUnit.SECONDS);
+            deadline = System.currentTimeMillis() + 30_000;
+            while (a.listTopics().names().get(30, TimeUnit.SECONDS).contains(byId)) {
+                check(System.currentTimeMillis() < deadline, "topic still listed after delete by id");
+                Thread.sleep(100);
+            }
+            try {
+                a.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("deleting a deleted topic id succeeded");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicIdException,
+                      "second delete by id: " + e.getCause());
+            }
+            System.out.println("deleted " + byId + " by topic id " + id);
         }
     }
 
