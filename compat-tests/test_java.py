@@ -55,6 +55,12 @@ def test_java_seek_with_leader_epoch_is_validated(broker, java_classpath):
     assert "truncation detected at 10" in out
 
 
+def test_java_consumer_group_protocol_kip_848(broker, java_classpath):
+    out = run_java(java_classpath, "group-consumer-protocol", broker.bootstrap, topic_name("java-848"))
+    assert "described a Consumer group, Stable, 2 members" in out
+    assert "commits at the end" in out.splitlines()[-1]
+
+
 def test_java_admin_configs(broker, java_classpath):
     out = run_java(java_classpath, "configs", broker.bootstrap, topic_name("java-configs"))
     assert "followed by the topic" in out

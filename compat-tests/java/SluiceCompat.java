@@ -29,6 +29,7 @@ public class SluiceCompat {
             case "produce-paced" -> producePaced(bootstrap, args[2], Integer.parseInt(args[3]));
             case "partitions" -> partitions(bootstrap, args[2]);
             case "leader-epoch" -> leaderEpoch(bootstrap, args[2]);
+            case "group-consumer-protocol" -> groupConsumerProtocol(bootstrap, args[2]);
             default -> throw new IllegalArgumentException(mode);
         }
     }
@@ -138,6 +139,87 @@ public class SluiceCompat {
                   "offsets after delete");
         }
         System.out.println("group " + group + " listed, described, offsets listed, deleted");
+    }
+
+    // KIP-848 with the reference client: two consumers with group.protocol=consumer share a
+    // 4-partition topic (the broker assigns, two partitions each), read every record once with
+    // commitSync; the AdminClient describes a CONSUMER-type group of two; when one leaves, the
+    // other is given all four partitions; the commits end at the log end.
+    static void groupConsumerProtocol(String bootstrap, String topic) throws Exception {
+        int partitions = 4, total = 2000;
+        try (Admin a = admin(bootstrap)) {
+            a.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        }
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp)) {
+            for (int i = 0; i < total; i++) producer.send(new ProducerRecord<>(topic, "key-" + i, "v" + i));
+            producer.flush();
+        }
+        String group = topic + "-group";
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
+        Set<String> seen = new HashSet<>();
+        KafkaConsumer<String, String> c1 = consumerProtocolMember(bootstrap, group);
+        KafkaConsumer<String, String> c2 = consumerProtocolMember(bootstrap, group);
+        try {
+            c1.subscribe(List.of(topic));
+            c2.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 120_000;
+            boolean balanced = false;
+            while (seen.size() < total || !balanced) {
+                check(System.currentTimeMillis() < deadline,
+                      "read " + seen.size() + " of " + total + "; assignments " + c1.assignment() + " " + c2.assignment());
+                for (KafkaConsumer<String, String> c : List.of(c1, c2)) {
+                    ConsumerRecords<String, String> records = c.poll(Duration.ofMillis(200));
+                    for (ConsumerRecord<String, String> r : records) {
+                        check(seen.add(r.value()), "duplicate " + r.value() + " at " + r.partition() + "/" + r.offset());
+                    }
+                    if (!records.isEmpty()) c.commitSync();
+                }
+                Set<TopicPartition> both = new HashSet<>(c1.assignment());
+                both.addAll(c2.assignment());
+                balanced = c1.assignment().size() == 2 && c2.assignment().size() == 2 && both.size() == partitions;
+            }
+            System.out.println("two members, two partitions each, read " + seen.size() + " records once");
+            try (Admin a = admin(bootstrap)) {
+                ConsumerGroupDescription d = a.describeConsumerGroups(List.of(group)).describedGroups().get(group)
+                    .get(30, TimeUnit.SECONDS);
+                check(d.type() == GroupType.CONSUMER, "group type " + d.type());
+                check(d.members().size() == 2 && d.state() == ConsumerGroupState.STABLE, "described " + d);
+                System.out.println("described a " + d.type() + " group, " + d.state() + ", " + d.members().size() + " members");
+            }
+            c1.close();
+            deadline = System.currentTimeMillis() + 60_000;
+            while (c2.assignment().size() != partitions) {
+                check(System.currentTimeMillis() < deadline, "after a leave: assignment " + c2.assignment());
+                check(c2.poll(Duration.ofMillis(200)).isEmpty(), "records again after the leave");
+            }
+            Map<TopicPartition, Long> end = c2.endOffsets(tps);
+            Map<TopicPartition, OffsetAndMetadata> committed = c2.committed(new HashSet<>(tps));
+            for (TopicPartition tp : tps) {
+                check(committed.get(tp) != null && committed.get(tp).offset() == end.get(tp),
+                      "committed " + committed.get(tp) + " != end " + end.get(tp) + " for " + tp);
+            }
+            System.out.println("after one member left the other holds all " + partitions + " partitions; commits at the end");
+        } finally {
+            c1.close();
+            c2.close();
+        }
+    }
+
+    static KafkaConsumer<String, String> consumerProtocolMember(String bootstrap, String group) {
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        return new KafkaConsumer<>(c);
     }
 
     static KafkaConsumer<String, String> groupConsumer(String bootstrap, String group) {
