@@ -1,6 +1,6 @@
 """Config admin with real clients: DescribeConfigs, AlterConfigs and IncrementalAlterConfigs on
-topics and brokers (confluent-kafka AdminClient, kafka-python KafkaAdminClient), and a lowered
-retention.ms taking effect on a live topic."""
+topics, brokers and consumer groups (confluent-kafka AdminClient, kafka-python
+KafkaAdminClient), and a lowered retention.ms taking effect on a live topic."""
 
 import time
 
@@ -290,3 +290,35 @@ def test_dynamic_configs_survive_a_restart(broker):
     with pytest.raises(AssertionError) as e:
         cf.produce(broker.bootstrap, topic, [(b"k", b"x" * 500, [])], partition=0)
     assert "MSG_SIZE_TOO_LARGE" in str(e.value), str(e.value)
+
+
+def test_cf_group_configs_kip_848(broker):
+    """Kafka 4.0's group configs through confluent-kafka's AdminClient: a GROUP resource takes
+    consumer.session.timeout.ms within the broker's bounds (INVALID_CONFIG outside them), is
+    described with the group's source and the broker default for the rest, and DELETE restores
+    the default."""
+    a = cf.admin(broker.bootstrap)
+    group = topic_name("cf-group-configs")
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "50000",
+                    incremental_operation=AlterConfigOpType.SET)])
+    incremental(a, resource)
+    entries = describe(a, ConfigResource(ResourceType.GROUP, group))
+    assert set(entries) == {"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"}
+    session = entries["consumer.session.timeout.ms"]
+    assert (session.value, session.source) == ("50000", ConfigSource.GROUP_CONFIG.value)
+    heartbeat = entries["consumer.heartbeat.interval.ms"]
+    assert (heartbeat.value, heartbeat.source) == ("5000", ConfigSource.DEFAULT_CONFIG.value)
+
+    too_long = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "600000",
+                    incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        incremental(a, too_long)
+    assert e.value.args[0].name() == "INVALID_CONFIG"
+
+    incremental(a, ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", None,
+                    incremental_operation=AlterConfigOpType.DELETE)]))
+    session = describe(a, ConfigResource(ResourceType.GROUP, group))["consumer.session.timeout.ms"]
+    assert (session.value, session.source) == ("45000", ConfigSource.DEFAULT_CONFIG.value)

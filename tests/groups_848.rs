@@ -402,3 +402,111 @@ async fn members_epochs_and_assignments_survive_a_restart() {
     let d = describe(&mut c, 0, "g").await;
     assert_eq!(d.group_epoch, before.group_epoch, "no rebalance");
 }
+
+/// One IncrementalAlterConfigs op on a GROUP resource (type 32); returns its error code.
+async fn alter_group(c: &mut Client, group: &str, key: &str, op: i8, value: &str) -> i16 {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s(key))
+                .with_config_operation(op)
+                .with_value(Some(s(value)))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse = c.call(1, &request).await;
+    response.responses[0].error_code
+}
+
+/// (value, source) of each config of a GROUP resource.
+async fn describe_group_configs(c: &mut Client, group: &str) -> Vec<(String, Option<String>, i8)> {
+    use describe_configs_request::DescribeConfigsResource;
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))]);
+    let response: DescribeConfigsResponse = c.call(4, &request).await;
+    assert_eq!(response.results[0].error_code, 0);
+    response.results[0]
+        .configs
+        .iter()
+        .map(|e| {
+            (
+                e.name.to_string(),
+                e.value.as_ref().map(|v| v.to_string()),
+                e.config_source,
+            )
+        })
+        .collect()
+}
+
+/// KIP-848 group configs: set on a GROUP resource (checked against the broker's bounds, as
+/// Kafka's GroupConfig.validate: INVALID_CONFIG), described with the group's source (8), used
+/// for the group's members (the heartbeat interval they are told), kept across a restart and
+/// removed by DELETE.
+#[tokio::test]
+async fn group_configs_set_the_members_heartbeat_interval_and_survive_a_restart() {
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    let b = broker().await;
+    let mut c = b.client().await;
+    let invalid_config = ResponseError::InvalidConfig.code();
+    assert_eq!(
+        alter_group(&mut c, "cfg", "consumer.heartbeat.interval.ms", SET, "6000").await,
+        0
+    );
+    assert_eq!(
+        alter_group(&mut c, "cfg", "consumer.heartbeat.interval.ms", SET, "1000").await,
+        invalid_config
+    );
+    assert_eq!(
+        alter_group(&mut c, "cfg", "consumer.session.timeout.ms", SET, "soon").await,
+        invalid_config
+    );
+    assert_eq!(
+        alter_group(&mut c, "cfg", "share.session.timeout.ms", SET, "50000").await,
+        invalid_config
+    );
+    assert_eq!(
+        alter_group(&mut c, "", "consumer.heartbeat.interval.ms", SET, "6000").await,
+        ResponseError::InvalidRequest.code()
+    );
+
+    let r = heartbeat(&mut c, 0, &join("cfg", "")).await;
+    assert_eq!((r.error_code, r.heartbeat_interval_ms), (0, 6000));
+    let other = heartbeat(&mut c, 0, &join("other", "")).await;
+    assert_eq!((other.error_code, other.heartbeat_interval_ms), (0, 5000));
+
+    let expected = vec![
+        (
+            "consumer.session.timeout.ms".to_string(),
+            Some("45000".to_string()),
+            5,
+        ),
+        (
+            "consumer.heartbeat.interval.ms".to_string(),
+            Some("6000".to_string()),
+            8,
+        ),
+    ];
+    assert_eq!(describe_group_configs(&mut c, "cfg").await, expected);
+    drop(c);
+    let b = b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(describe_group_configs(&mut c, "cfg").await, expected);
+
+    assert_eq!(
+        alter_group(&mut c, "cfg", "consumer.heartbeat.interval.ms", DELETE, "").await,
+        0
+    );
+    let after = describe_group_configs(&mut c, "cfg").await;
+    assert_eq!(
+        after[1],
+        (
+            "consumer.heartbeat.interval.ms".to_string(),
+            Some("5000".to_string()),
+            5
+        )
+    );
+}

@@ -60,6 +60,8 @@ const BROKER_TYPES: &[(&str, &str)] = &[
     ("log.cleaner.enable", "BOOLEAN"),
     ("log.retention.check.interval.ms", "LONG"),
     ("producer.id.expiration.ms", "INT"),
+    ("consumer.session.timeout.ms", "INT"),
+    ("consumer.heartbeat.interval.ms", "INT"),
     ("sasl.kerberos.kinit.cmd", "STRING"),
     ("sasl.kerberos.min.time.before.relogin", "LONG"),
     ("sasl.kerberos.service.name", "STRING"),
@@ -196,6 +198,15 @@ const BROKER_DOCS: &[(&str, &str)] = &[
     (
         "advertised.listeners",
         "Listener addresses given to clients.",
+    ),
+    (
+        "consumer.session.timeout.ms",
+        "Group config: the time a consumer group member may go without a heartbeat before \
+         it is removed (KIP-848).",
+    ),
+    (
+        "consumer.heartbeat.interval.ms",
+        "Group config: how often the consumer group's members heartbeat (KIP-848).",
     ),
     (
         "sasl.kerberos.min.time.before.relogin",

@@ -42,6 +42,7 @@
 
 mod describe;
 mod dynamic;
+mod group;
 mod kafka_names;
 mod listener;
 mod properties;
@@ -56,6 +57,9 @@ pub use describe::{config_documentation, config_type, ConfigType};
 pub use dynamic::{
     broker_config_synonyms, dynamic_broker_config_names, is_dynamic_broker_config,
     is_per_broker_config, kafka_dynamic_broker_default,
+};
+pub use group::{
+    group_config_broker_key, group_config_names, group_timeouts, validate_group_configs,
 };
 pub use kafka_names::{
     classify_kafka_key, is_sensitive_config, KafkaKeyKind, KAFKA_ACCEPTED_CONFIG_PREFIXES,

@@ -13,6 +13,7 @@ pub mod classic;
 pub mod consumer;
 pub mod records;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -218,6 +219,21 @@ impl GroupCoordinator {
         }
     }
 
+    /// The broker's `group.consumer.*` settings with the group's own configs (KIP-848 group
+    /// configs, set on a GROUP resource) laid over them, read at each heartbeat so a change
+    /// reaches the members on their next one.
+    fn settings_for(&self, broker: &Broker, group_id: &str) -> Cow<'_, consumer::Settings> {
+        let image = broker.image();
+        let Some(overrides) = image.group_config(group_id) else {
+            return Cow::Borrowed(&self.consumer_settings);
+        };
+        let mut settings = self.consumer_settings.clone();
+        let defaults = (settings.session_timeout_ms, settings.heartbeat_interval_ms);
+        (settings.session_timeout_ms, settings.heartbeat_interval_ms) =
+            crate::config::group_timeouts(defaults, Some(overrides));
+        Cow::Owned(settings)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -298,6 +314,7 @@ impl GroupCoordinator {
             return e;
         }
         let topics = topics_of(broker);
+        let settings = self.settings_for(broker, group_id);
         // Held across the append, so the log holds the group's changes in the order they
         // were made and a failed write restores the state no other writer has built on.
         let _write = self.write_lock.lock().await;
@@ -330,13 +347,13 @@ impl GroupCoordinator {
                 }
                 // A new group, or the online upgrade of an empty classic group (its
                 // committed offsets stay where they are).
-                let group = ConsumerGroup::new(group_id.to_string(), &self.consumer_settings);
+                let group = ConsumerGroup::new(group_id.to_string(), &settings);
                 inner.consumer_groups.insert(group_id.to_string(), group);
             }
             let Some(group) = inner.consumer_groups.get_mut(group_id) else {
                 return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "");
             };
-            let result = group.heartbeat(req, &topics, &self.consumer_settings, now.mono_ms);
+            let result = group.heartbeat(req, &topics, &settings, now.mono_ms);
             if before.is_none() && group.members.is_empty() {
                 // The first heartbeat failed: the group was never created.
                 inner.consumer_groups.shift_remove(group_id);
@@ -1100,12 +1117,9 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         for (group_id, loaded) in loading {
             let members = loaded.members.len();
-            let group = ConsumerGroup::from_loaded(
-                group_id.clone(),
-                loaded,
-                &self.consumer_settings,
-                now.mono_ms,
-            );
+            let settings = self.settings_for(broker, &group_id);
+            let group =
+                ConsumerGroup::from_loaded(group_id.clone(), loaded, &settings, now.mono_ms);
             tracing::info!(group = %group_id, members, epoch = group.group_epoch, "loaded consumer group");
             inner.consumer_groups.insert(group_id, group);
         }

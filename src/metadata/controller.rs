@@ -409,6 +409,16 @@ impl MetadataController {
             .await
     }
 
+    /// Sets or deletes a consumer group's configs (KIP-848 group configs).
+    pub async fn set_group_configs(
+        &self,
+        group_id: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<()> {
+        self.set_configs(ConfigResourceType::Group, group_id, changes)
+            .await
+    }
+
     async fn set_configs(
         &self,
         resource_type: ConfigResourceType,

@@ -133,6 +133,8 @@ pub struct MetadataImage {
     pub topic_ids: IndexMap<Uuid, String>,
     /// Broker configs by resource name ("" = cluster default, "<id>" = one broker).
     pub broker_configs: IndexMap<String, IndexMap<String, String>>,
+    /// Group configs by group id (only groups with at least one).
+    pub group_configs: IndexMap<String, IndexMap<String, String>>,
     /// Offset (raft log index) of the last applied metadata log entry, -1 before any.
     pub last_applied_offset: i64,
     /// First producer id not yet handed out in a block (ProducerIdsRecord).
@@ -148,6 +150,8 @@ pub struct ImageSnapshot {
     pub brokers: Vec<BrokerRegistration>,
     pub topics: Vec<TopicImage>,
     pub broker_configs: IndexMap<String, IndexMap<String, String>>,
+    #[serde(default)]
+    pub group_configs: IndexMap<String, IndexMap<String, String>>,
     pub last_applied_offset: i64,
     #[serde(default)]
     pub next_producer_id: i64,
@@ -163,6 +167,7 @@ impl MetadataImage {
             topics: IndexMap::new(),
             topic_ids: IndexMap::new(),
             broker_configs: IndexMap::new(),
+            group_configs: IndexMap::new(),
             last_applied_offset: -1,
             next_producer_id: 0,
             collision_names: IndexMap::new(),
@@ -186,6 +191,11 @@ impl MetadataImage {
     /// Dynamic configs of a broker resource ("" is the cluster-wide default).
     pub fn broker_config(&self, resource_name: &str) -> Option<&IndexMap<String, String>> {
         self.broker_configs.get(resource_name)
+    }
+
+    /// Dynamic configs of a consumer group.
+    pub fn group_config(&self, group_id: &str) -> Option<&IndexMap<String, String>> {
+        self.group_configs.get(group_id)
     }
 
     /// The existing topic a new topic name would collide with (Kafka refuses '.' vs '_'
@@ -359,6 +369,10 @@ impl MetadataImage {
                 .broker_configs
                 .entry(resource_name.to_string())
                 .or_default(),
+            ConfigResourceType::Group => self
+                .group_configs
+                .entry(resource_name.to_string())
+                .or_default(),
         };
         match value {
             Some(v) => {
@@ -368,13 +382,16 @@ impl MetadataImage {
                 configs.shift_remove(name);
             }
         }
-        if resource_type == ConfigResourceType::Broker
-            && self
-                .broker_configs
-                .get(resource_name)
-                .is_some_and(|c| c.is_empty())
-        {
-            self.broker_configs.shift_remove(resource_name);
+        // Broker and group resources exist only while they hold a config.
+        let by_resource = match resource_type {
+            ConfigResourceType::Topic => None,
+            ConfigResourceType::Broker => Some(&mut self.broker_configs),
+            ConfigResourceType::Group => Some(&mut self.group_configs),
+        };
+        if let Some(map) = by_resource {
+            if map.get(resource_name).is_some_and(|c| c.is_empty()) {
+                map.shift_remove(resource_name);
+            }
         }
         Ok(())
     }
@@ -386,6 +403,7 @@ impl MetadataImage {
             brokers: self.brokers.values().cloned().collect(),
             topics: self.topics.values().map(|t| t.as_ref().clone()).collect(),
             broker_configs: self.broker_configs.clone(),
+            group_configs: self.group_configs.clone(),
             last_applied_offset: self.last_applied_offset,
             next_producer_id: self.next_producer_id,
         }
@@ -397,6 +415,7 @@ impl MetadataImage {
         image.last_applied_offset = s.last_applied_offset;
         image.next_producer_id = s.next_producer_id;
         image.broker_configs = s.broker_configs;
+        image.group_configs = s.group_configs;
         for b in s.brokers {
             image.brokers.insert(b.node_id, b);
         }

@@ -28,6 +28,8 @@ pub enum ConfigResourceType {
     Topic,
     /// Kafka id 4. Resource name "" is the cluster-wide default, "<id>" one broker.
     Broker,
+    /// Kafka id 32: one consumer group's configs (KIP-848 group configs).
+    Group,
 }
 
 impl ConfigResourceType {
@@ -36,6 +38,7 @@ impl ConfigResourceType {
         match self {
             ConfigResourceType::Topic => 2,
             ConfigResourceType::Broker => 4,
+            ConfigResourceType::Group => 32,
         }
     }
 }

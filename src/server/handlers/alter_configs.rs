@@ -1,4 +1,4 @@
-//! AlterConfigs: replace a topic's or broker's whole dynamic config set; and the one code path
+//! AlterConfigs: replace a topic's, broker's or group's whole dynamic config set; and the one code path
 //! IncrementalAlterConfigs shares with it (resolve the resource, compute the new set, validate
 //! it as Kafka does, write the difference as ConfigRecords through the metadata quorum and
 //! apply it to live partitions).
@@ -23,6 +23,7 @@ pub const VERSIONS: Versions = Versions::new(0, 2);
 /// ConfigResource.Type ids of the resources Sluice has configs for.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const GROUP: i8 = 32;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -142,6 +143,8 @@ pub enum Target {
     Topic(String),
     /// "" (cluster default) or this broker's id.
     Broker(String),
+    /// A consumer group, existing or not (Kafka keeps configs for groups yet to come).
+    Group(String),
 }
 
 impl Target {
@@ -149,12 +152,13 @@ impl Target {
         match self {
             Target::Topic(_) => ConfigResourceType::Topic,
             Target::Broker(_) => ConfigResourceType::Broker,
+            Target::Group(_) => ConfigResourceType::Group,
         }
     }
 
     fn name(&self) -> &str {
         match self {
-            Target::Topic(n) | Target::Broker(n) => n,
+            Target::Topic(n) | Target::Broker(n) | Target::Group(n) => n,
         }
     }
 }
@@ -176,6 +180,10 @@ pub fn resolve_target(broker: &Broker, resource_type: i8, name: &str) -> Result<
             }
             Ok(Target::Broker(name.to_string()))
         }
+        GROUP if name.is_empty() => Err(Error::InvalidRequest(
+            "Group name must not be empty".to_string(),
+        )),
+        GROUP => Ok(Target::Group(name.to_string())),
         other => Err(Error::InvalidRequest(format!(
             "Unknown resource type {other}"
         ))),
@@ -188,6 +196,7 @@ pub fn current_configs(broker: &Broker, target: &Target) -> IndexMap<String, Str
     match target {
         Target::Topic(name) => image.topic(name).map(|t| t.configs.clone()),
         Target::Broker(name) => image.broker_config(name).cloned(),
+        Target::Group(name) => image.group_config(name).cloned(),
     }
     .unwrap_or_default()
 }
@@ -214,6 +223,8 @@ pub async fn alter_resource(
             }
         }
         Target::Broker(name) => validate_broker_configs(broker, name, &wanted)?,
+        Target::Group(_) => config::validate_group_configs(&broker.effective_config(), &wanted)
+            .map_err(Error::InvalidConfig)?,
     }
     let changes = difference(&current, &wanted);
     if validate_only || changes.is_empty() {
@@ -222,6 +233,7 @@ pub async fn alter_resource(
     match &target {
         Target::Topic(name) => broker.metadata.set_topic_configs(name, changes).await?,
         Target::Broker(name) => broker.metadata.set_broker_configs(name, changes).await?,
+        Target::Group(name) => broker.metadata.set_group_configs(name, changes).await?,
     }
     tracing::info!(resource = ?target.record_type(), name = target.name(), "dynamic configs altered");
     broker.apply_dynamic_configs();

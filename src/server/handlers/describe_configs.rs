@@ -1,6 +1,6 @@
-//! DescribeConfigs: the configs of a topic or of a broker ("" = the cluster-wide dynamic
-//! defaults, "<node.id>" = every config of this broker), with Kafka's config sources, synonyms
-//! (KIP-226), types and documentation (KIP-525).
+//! DescribeConfigs: the configs of a topic, of a broker ("" = the cluster-wide dynamic
+//! defaults, "<node.id>" = every config of this broker) or of a consumer group (KIP-848), with
+//! Kafka's config sources, synonyms (KIP-226), types and documentation (KIP-525).
 
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const DEFAULT_CONFIG: i8 = 5;
+const GROUP_CONFIG: i8 = 8;
 
 /// Bound on the configs one response describes. A request of a few bytes per resource could
 /// otherwise ask for hundreds of configs each (a broker resource) and make the response
@@ -107,6 +108,13 @@ fn describe(
             config::topic_config_names()
                 .filter(|n| wanted(n))
                 .map(|n| levels.topic_entry(n, &topic.configs).into_result(options))
+                .collect()
+        }
+        Target::Group(group) => {
+            let overrides = image.group_config(&group);
+            config::group_config_names()
+                .filter(|n| wanted(n))
+                .map(|n| levels.group_entry(n, overrides).into_result(options))
                 .collect()
         }
         Target::Broker(id) if id.is_empty() => levels
@@ -252,6 +260,32 @@ impl<'a> Levels<'a> {
             sensitive: false,
             synonyms,
             topic: true,
+        }
+    }
+
+    /// A group config (Kafka's `ConfigHelper.createGroupConfigEntry`): the group's override,
+    /// else the broker key that supplies it, with that key's levels as synonyms.
+    fn group_entry(&self, name: &str, overrides: Option<&IndexMap<String, String>>) -> Described {
+        let mut synonyms = Vec::new();
+        let own = overrides.and_then(|o| o.get(name));
+        if let Some(v) = own {
+            synonyms.push((name.to_string(), Some(v.clone()), GROUP_CONFIG));
+        }
+        let broker_key = config::group_config_broker_key(name);
+        synonyms.extend(self.synonyms(&broker_key.into_iter().collect::<Vec<_>>()));
+        let value = own.cloned().or_else(|| {
+            broker_key
+                .and_then(|k| self.effective.entry(k))
+                .and_then(|e| e.value.clone())
+        });
+        Described {
+            name: name.to_string(),
+            value,
+            source: synonyms.first().map_or(DEFAULT_CONFIG, |s| s.2),
+            read_only: false,
+            sensitive: false,
+            synonyms,
+            topic: false,
         }
     }
 
