@@ -25,20 +25,25 @@ def earliest_offsets(a, topic, partitions):
     return {tp.partition: f.result(timeout=20).offset for tp, f in fs.items()}
 
 
+def next_message(c, timeout_s=30):
+    """The next record a consumer polls; its error raised."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error() is not None:
+            raise KafkaException(m.error())
+        return m
+    raise AssertionError(f"no message in {timeout_s}s")
+
+
 def first_offset_consumed(bootstrap, topic, partition, timeout_s=30):
     """Offset of the first record a new group consumer with auto.offset.reset=earliest reads."""
     c = cf.consumer(bootstrap, **{"group.id": topic_name("g"), "enable.partition.eof": False})
     try:
         c.assign([TopicPartition(topic, partition)])  # no committed offset: the reset decides
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            m = c.poll(1.0)
-            if m is None:
-                continue
-            if m.error() is not None:
-                raise KafkaException(m.error())
-            return m.offset()
-        raise AssertionError(f"nothing consumed from {topic}-{partition} in {timeout_s}s")
+        return next_message(c, timeout_s).offset()
     finally:
         c.close()
 
@@ -63,18 +68,6 @@ def test_confluent_create_partitions_then_produce_and_consume_the_new_partition(
     consumed, offsets = cf.consume_all(broker.bootstrap, topic, partitions=3)
     assert consumed.get(2) == records and offsets[2] == list(range(30))
     assert not consumed.get(0) and not consumed.get(1)
-
-
-def next_message(c, timeout_s=30):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error() is not None:
-            raise KafkaException(m.error())
-        return m
-    raise AssertionError(f"no message in {timeout_s}s")
 
 
 def test_confluent_seek_with_leader_epoch_is_validated_by_offset_for_leader_epoch(broker):

@@ -199,6 +199,48 @@ def test_a_member_alive_across_a_restart_rejoins_and_keeps_consuming(broker_fact
         a.stop()
 
 
+def described_members(bootstrap, group):
+    """{member id: assigned (topic, partition)s} as confluent-kafka's AdminClient describes it."""
+    admin = cf.admin(bootstrap)
+    described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return {m.member_id: {(tp.topic, tp.partition) for tp in m.assignment.topic_partitions}
+            for m in described.members}
+
+
+def test_members_survive_kill_9_with_their_ids_and_assignments(broker_factory):
+    """KIP-848 group state is fsynced before a member is answered: after kill -9 and a restart
+    the AdminClient describes the same member ids with the same partitions, and both members
+    consume on without a rebalance moving any partition."""
+    broker = broker_factory(OVERRIDES)
+    topic = topic_name("kip848-kill")
+    cf.create_topic(broker.bootstrap, topic)
+    group = group_name("g848k")
+    a = Member(broker.bootstrap, group, [topic])
+    b = Member(broker.bootstrap, group, [topic])
+    a.start()
+    b.start()
+    try:
+        def settled():
+            mine = (a.assignment(), b.assignment())
+            if not all(mine) or mine[0] & mine[1] or mine[0] | mine[1] != all_partitions(topic):
+                return False
+            return sorted(described_members(broker.bootstrap, group).values(), key=sorted) == \
+                sorted(mine, key=sorted)
+        wait_until(settled, 90, "two members sharing the partitions, as described")
+        before = described_members(broker.bootstrap, group)
+        broker.kill()
+        broker.start()
+        assert described_members(broker.bootstrap, group) == before
+        results = cf.produce(broker.bootstrap, topic, make_records(100, "killed"))
+        wait_until(lambda: len(a.records) + len(b.records) >= 100, 90, "records after the restart")
+        assert set(a.records) | set(b.records) == {(topic, p, o) for p, o in results}
+        assert len(a.records) + len(b.records) == 100
+        assert described_members(broker.bootstrap, group) == before
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_regex_subscription_follows_matching_topics(broker_factory):
     broker = broker_factory(OVERRIDES)
     prefix = f"kip848-re-{uuid.uuid4().hex[:6]}"

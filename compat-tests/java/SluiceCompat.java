@@ -78,7 +78,7 @@ public class SluiceCompat {
         List<TopicPartition> tps = new ArrayList<>();
         for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
         Map<TopicPartition, Long> end;
-        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group)) {
+        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group, "classic")) {
             consumer.subscribe(List.of(topic));
             Map<String, Integer> lastByCodecPartition = new HashMap<>();
             long deadline = System.currentTimeMillis() + 120_000;
@@ -116,7 +116,7 @@ public class SluiceCompat {
         }
         System.out.println("consumed " + total + " records exactly once, in order per partition, committed to the end");
         // The group resumes at its commits: a new member reads nothing.
-        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group)) {
+        try (KafkaConsumer<String, String> consumer = groupConsumer(bootstrap, group, "classic")) {
             consumer.subscribe(List.of(topic));
             long until = System.currentTimeMillis() + 8_000;
             while (System.currentTimeMillis() < until) {
@@ -162,8 +162,8 @@ public class SluiceCompat {
         List<TopicPartition> tps = new ArrayList<>();
         for (int i = 0; i < partitions; i++) tps.add(new TopicPartition(topic, i));
         Set<String> seen = new HashSet<>();
-        KafkaConsumer<String, String> c1 = consumerProtocolMember(bootstrap, group);
-        KafkaConsumer<String, String> c2 = consumerProtocolMember(bootstrap, group);
+        KafkaConsumer<String, String> c1 = groupConsumer(bootstrap, group, "consumer");
+        KafkaConsumer<String, String> c2 = groupConsumer(bootstrap, group, "consumer");
         try {
             c1.subscribe(List.of(topic));
             c2.subscribe(List.of(topic));
@@ -210,22 +210,13 @@ public class SluiceCompat {
         }
     }
 
-    static KafkaConsumer<String, String> consumerProtocolMember(String bootstrap, String group) {
+    // A group member with manual commits from the beginning; `protocol` is group.protocol
+    // ("classic", the 3.9 client's default, or "consumer" for KIP-848).
+    static KafkaConsumer<String, String> groupConsumer(String bootstrap, String group, String protocol) {
         Properties c = new Properties();
         c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
-        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        return new KafkaConsumer<>(c);
-    }
-
-    static KafkaConsumer<String, String> groupConsumer(String bootstrap, String group) {
-        Properties c = new Properties();
-        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        c.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         c.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());

@@ -243,14 +243,49 @@ impl<'a> Levels<'a> {
 
     /// A topic config: the topic's override, else the broker value that supplies it now.
     pub fn topic_entry(&self, name: &str, topic_configs: &IndexMap<String, String>) -> Described {
+        let own = topic_configs.get(name).map(|v| (v, DYNAMIC_TOPIC_CONFIG));
+        let default = || self.effective.topic_config_default(name);
+        self.overridable_entry(
+            name,
+            own,
+            config::topic_config_synonyms(name),
+            default,
+            true,
+        )
+    }
+
+    /// A group config (Kafka's `ConfigHelper.createGroupConfigEntry`): the group's override,
+    /// else the broker key that supplies it, with that key's levels as synonyms.
+    fn group_entry(&self, name: &str, overrides: Option<&IndexMap<String, String>>) -> Described {
+        let own = overrides
+            .and_then(|o| o.get(name))
+            .map(|v| (v, GROUP_CONFIG));
+        let broker_keys: Vec<&str> = config::group_config_broker_key(name).into_iter().collect();
+        let default = || {
+            let key = broker_keys.first()?;
+            self.effective.entry(key)?.value.clone()
+        };
+        self.overridable_entry(name, own, &broker_keys, default, false)
+    }
+
+    /// A config a resource may override (`own`, with its source) over the broker keys that
+    /// supply its default; those keys' levels follow as synonyms.
+    fn overridable_entry(
+        &self,
+        name: &str,
+        own: Option<(&String, i8)>,
+        broker_keys: &[&str],
+        default: impl FnOnce() -> Option<String>,
+        topic: bool,
+    ) -> Described {
         let mut synonyms = Vec::new();
-        if let Some(v) = topic_configs.get(name) {
-            synonyms.push((name.to_string(), Some(v.clone()), DYNAMIC_TOPIC_CONFIG));
+        if let Some((v, source)) = own {
+            synonyms.push((name.to_string(), Some(v.clone()), source));
         }
-        synonyms.extend(self.synonyms(config::topic_config_synonyms(name)));
-        let value = match topic_configs.get(name) {
-            Some(v) => Some(v.clone()),
-            None => self.effective.topic_config_default(name),
+        synonyms.extend(self.synonyms(broker_keys));
+        let value = match own {
+            Some((v, _)) => Some(v.clone()),
+            None => default(),
         };
         Described {
             name: name.to_string(),
@@ -259,33 +294,7 @@ impl<'a> Levels<'a> {
             read_only: false,
             sensitive: false,
             synonyms,
-            topic: true,
-        }
-    }
-
-    /// A group config (Kafka's `ConfigHelper.createGroupConfigEntry`): the group's override,
-    /// else the broker key that supplies it, with that key's levels as synonyms.
-    fn group_entry(&self, name: &str, overrides: Option<&IndexMap<String, String>>) -> Described {
-        let mut synonyms = Vec::new();
-        let own = overrides.and_then(|o| o.get(name));
-        if let Some(v) = own {
-            synonyms.push((name.to_string(), Some(v.clone()), GROUP_CONFIG));
-        }
-        let broker_key = config::group_config_broker_key(name);
-        synonyms.extend(self.synonyms(&broker_key.into_iter().collect::<Vec<_>>()));
-        let value = own.cloned().or_else(|| {
-            broker_key
-                .and_then(|k| self.effective.entry(k))
-                .and_then(|e| e.value.clone())
-        });
-        Described {
-            name: name.to_string(),
-            value,
-            source: synonyms.first().map_or(DEFAULT_CONFIG, |s| s.2),
-            read_only: false,
-            sensitive: false,
-            synonyms,
-            topic: false,
+            topic,
         }
     }
 

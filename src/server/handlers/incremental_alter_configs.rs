@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs (KIP-339): SET, DELETE, APPEND and SUBTRACT on single keys of a
-//! topic's or broker's dynamic configs, through the alter path AlterConfigs shares.
+//! topic's, broker's or group's dynamic configs, through the alter path AlterConfigs shares.
 
 use std::sync::Arc;
 
