@@ -252,6 +252,20 @@ def test_kafka_python_describe_and_alter_configs(broker):
         )["broker"]["1"]
         assert dynamic["log.cleaner.threads"]["value"] == "2"
         assert dynamic["log.cleaner.threads"]["config_source"] == "DYNAMIC_BROKER_CONFIG"
+
+        # Kafka 4.0 group configs on a GROUP resource (type 32).
+        group = topic_name("kp-group")
+        result = admin.alter_configs(
+            [KpResource(ConfigResourceType.GROUP, group, configs={"consumer.heartbeat.interval.ms": "6000"})]
+        )
+        assert result == {"group": {group: "OK"}}, result
+        described = admin.describe_configs(
+            [KpResource(ConfigResourceType.GROUP, group)], config_filter="all"
+        )["group"][group]
+        heartbeat = described["consumer.heartbeat.interval.ms"]
+        assert (heartbeat["value"], heartbeat["config_source"]) == ("6000", "DYNAMIC_GROUP_CONFIG")
+        session = described["consumer.session.timeout.ms"]
+        assert (session["value"], session["config_source"]) == ("45000", "DEFAULT_CONFIG")
     finally:
         admin.close()
 
