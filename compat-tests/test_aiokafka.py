@@ -147,3 +147,61 @@ def test_offsets_for_times_and_delete(broker):
             await a.close()
 
     asyncio.run(run())
+
+
+def test_aiokafka_admin_partitions_records_and_configs(broker):
+    """aiokafka's admin client: describe cluster, CreatePartitions, DeleteRecords (the low
+    watermark moves and consumers start there), DescribeConfigs of a topic and the broker, and
+    legacy AlterConfigs whose value DescribeConfigs then reports as the topic's own."""
+    from aiokafka.admin import NewPartitions, RecordsToDelete
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    topic = topic_name("aio-admin")
+
+    async def run():
+        await create_topic(broker.bootstrap, topic, partitions=1)
+        a = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=20000)
+        await a.start()
+        try:
+            cluster = await a.describe_cluster()
+            assert [b["node_id"] for b in cluster["brokers"]] == [1], cluster
+            await a.create_partitions({topic: NewPartitions(3)})
+            deadline = time.monotonic() + 30
+            while len((await a.describe_topics([topic]))[0]["partitions"]) != 3:
+                assert time.monotonic() < deadline, "partitions not grown"
+                await asyncio.sleep(0.2)
+            records = make_records(10, topic)
+            results = await produce(broker.bootstrap, topic, records, "none", partition=2)
+            assert [o for _, o in results] == list(range(10))
+            tp = TopicPartition(topic, 2)
+            assert await a.delete_records({tp: RecordsToDelete(before_offset=4)}) == {tp: 4}
+
+            described = await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            entries = {e[0]: e[1] for r in described for res in r.resources for e in res[4]}
+            assert entries["retention.ms"] == "604800000" and entries["cleanup.policy"] == "delete"
+            responses = await a.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "3600000"})]
+            )
+            assert all(res[0] == 0 for r in responses for res in r.resources), responses
+            described = await a.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": None})]
+            )
+            assert [e[:2] for r in described for res in r.resources for e in res[4]] == [
+                ("retention.ms", "3600000")
+            ]
+            described = await a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+            broker_entries = {e[0]: e[1] for r in described for res in r.resources for e in res[4]}
+            assert broker_entries["log.retention.hours"] == "168"
+        finally:
+            await a.close()
+        c = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, auto_offset_reset="earliest")
+        await c.start()
+        try:
+            c.assign([tp])
+            await c.seek_to_beginning(tp)
+            batch = await c.getmany(tp, timeout_ms=10000)
+            assert [m.offset for m in batch.get(tp, [])][:1] == [4]
+        finally:
+            await c.stop()
+
+    asyncio.run(run())
