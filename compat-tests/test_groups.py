@@ -429,6 +429,7 @@ def test_kafka_python_group_consumer_subscribes_and_commits(broker):
 
 def test_aiokafka_group_consumer_subscribes_and_commits(broker):
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
 
     n = count(600)
     topic, _ = setup_topic(broker.bootstrap, "grpaio", n)
@@ -454,11 +455,25 @@ def test_aiokafka_group_consumer_subscribes_and_commits(broker):
             assert got == n
             await c.commit()
             assert len(c.assignment()) == PARTITIONS
+            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=20000)
+            await admin.start()
+            try:
+                # The admin client's view of the live group: listed, Stable with one member,
+                # and the commits just made.
+                assert group in [g[0] for g in await admin.list_consumer_groups()]
+                described = await admin.describe_consumer_groups([group])
+                groups = [g for r in described for g in r.groups]
+                assert [(g[1], g[2], len(g[5])) for g in groups] == [(group, "Stable", 1)], groups
+                offsets = await admin.list_consumer_group_offsets(group)
+                return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+            finally:
+                await admin.close()
         finally:
             await c.stop()
 
-    asyncio.run(run())
+    admin_offsets = asyncio.run(run())
     assert committed(broker.bootstrap, group, topic) == end_offsets(broker.bootstrap, topic)
+    assert admin_offsets == committed(broker.bootstrap, group, topic)
 
 
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
