@@ -397,6 +397,8 @@ def test_produce_to_consumer_offsets_is_refused(broker):
 
 def test_kafka_python_group_consumer_subscribes_and_commits(broker):
     from kafka import KafkaConsumer
+    from kafka.admin import KafkaAdminClient
+    from kafka.structs import OffsetAndMetadata
     from kafka.structs import TopicPartition as KTP
 
     n = count(600)
@@ -423,8 +425,25 @@ def test_kafka_python_group_consumer_subscribes_and_commits(broker):
         ends = end_offsets(broker.bootstrap, topic)
         for p in range(PARTITIONS):
             assert c.committed(KTP(topic, p)) == ends[p]
+        # kafka-python's admin client on the live group: listed, Stable with one member.
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=20000)
+        assert group in [g["group_id"] for g in admin.list_groups()]
+        described = admin.describe_groups([group])[group]
+        assert (described["group_state"], len(described["members"])) == ("Stable", 1), described
     finally:
         c.close()
+    try:
+        # Empty now: its offsets are listed, altered (OffsetCommit from the admin client), and
+        # the group is deleted with them.
+        offsets = admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic} == ends
+        errors = admin.alter_group_offsets(group, {KTP(topic, 0): OffsetAndMetadata(1, "", -1)})
+        assert [e.__name__ for e in errors.values()] == ["NoError"], errors
+        assert admin.list_group_offsets({group: [KTP(topic, 0)]})[group][KTP(topic, 0)].offset == 1
+        assert admin.delete_groups([group]) == {group: "OK"}
+        assert group not in [g["group_id"] for g in admin.list_groups()]
+    finally:
+        admin.close()
 
 
 def test_aiokafka_group_consumer_subscribes_and_commits(broker):
