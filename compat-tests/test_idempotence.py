@@ -1,8 +1,10 @@
-"""Idempotent producers (KIP-98) with real clients: confluent-kafka with enable.idempotence=true
-and kafka-python with its defaults (idempotence on) keep producing while the broker is killed
+"""Idempotent producers (KIP-98) with real clients: confluent-kafka with enable.idempotence=true,
+kafka-python with its defaults (idempotence on) and aiokafka with enable_idempotence=True keep
+producing while the broker is killed
 (-9) and restarted; their retries of batches whose responses were lost must leave every record
 in the log exactly once and in send order per partition."""
 
+import asyncio
 import threading
 import time
 
@@ -111,6 +113,53 @@ def test_kafka_python_default_producer_through_kill_9_has_no_duplicates(broker):
         assert all(f.succeeded() for f in futures)
     finally:
         p.close(timeout=10)
+    cf.wait_for_partitions(broker.bootstrap, topic, PARTITIONS)
+    consumed, _ = cf.consume_all(broker.bootstrap, topic, expected_total=n)
+    check_exactly_once_in_order(consumed, n, tag)
+
+
+def test_aiokafka_idempotent_producer_through_kill_9_has_no_duplicates(broker):
+    from aiokafka import AIOKafkaProducer
+
+    topic = topic_name("idem-aio")
+    tag = "aio"
+    cf.create_topic(broker.bootstrap, topic)
+    n = count(10_000)
+    # One event loop, owned by the sending thread: send() and flush() both run there.
+    state = {}
+    futures = []
+
+    def loop():
+        if "loop" not in state:
+            state["loop"] = asyncio.new_event_loop()
+
+            async def start():
+                p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True,
+                                     linger_ms=2, request_timeout_ms=30000)
+                await p.start()
+                return p
+
+            state["producer"] = state["loop"].run_until_complete(start())
+        return state["loop"]
+
+    def send(i):
+        delivery = loop().run_until_complete(state["producer"].send(
+            topic, key=f"key-{i % 1000:04d}".encode(), value=f"{tag}:{i}:".encode() + b"z" * (i % 50)))
+        futures.append(delivery)
+
+    def flush():
+        async def finish():
+            await state["producer"].flush()
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            await state["producer"].stop()
+            return results
+
+        state["results"] = loop().run_until_complete(finish())
+        loop().close()
+
+    produce_through_restarts(broker, send, flush, n)
+    failed = [r for r in state["results"] if isinstance(r, BaseException)]
+    assert not failed, f"{len(failed)} sends failed: {failed[:3]}"
     cf.wait_for_partitions(broker.bootstrap, topic, PARTITIONS)
     consumed, _ = cf.consume_all(broker.bootstrap, topic, expected_total=n)
     check_exactly_once_in_order(consumed, n, tag)
