@@ -199,12 +199,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::string_map as map;
 
     #[test]
     fn no_dynamic_configs_leaves_the_config_unchanged() {

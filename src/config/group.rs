@@ -64,19 +64,14 @@ pub fn validate_group_configs(
         if group_config_broker_key(name).is_none() {
             return Err(format!("Unknown group config name: {name}"));
         }
-        match value.trim().parse::<i32>() {
-            Ok(v) if v >= 1 => {}
-            Ok(_) => {
-                return Err(format!(
-                    "Invalid value {value} for configuration {name}: Value must be at least 1"
-                ))
-            }
-            Err(_) => {
-                return Err(format!(
-                    "Invalid value {value} for configuration {name}: Not a number of type INT"
-                ))
-            }
-        }
+        let reason = match value.trim().parse::<i32>() {
+            Ok(v) if v >= 1 => continue,
+            Ok(_) => "Value must be at least 1",
+            Err(_) => "Not a number of type INT",
+        };
+        return Err(format!(
+            "Invalid value {value} for configuration {name}: {reason}"
+        ));
     }
     let defaults = (
         config.group_consumer_session_timeout_ms,
@@ -119,12 +114,7 @@ pub fn validate_group_configs(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::string_map as map;
 
     #[test]
     fn overrides_lay_over_the_broker_values() {

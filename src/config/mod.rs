@@ -1664,6 +1664,15 @@ fn classify_rest(
     Ok(warnings)
 }
 
+/// `[(key, value)]` as the config map the dynamic and group config code takes (tests).
+#[cfg(test)]
+pub fn string_map(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 impl Default for Config {
     /// The zero-config broker: every key at its (Sluice) default.
     fn default() -> Self {

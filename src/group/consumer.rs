@@ -1049,25 +1049,23 @@ impl LoadedGroup {
                 member_id,
                 partitions,
                 ..
-            } => match partitions {
-                Some(p) => {
-                    self.target.insert(member_id, p);
-                }
-                None => {
-                    self.target.remove(&member_id);
-                }
-            },
+            } => keep_latest(&mut self.target, member_id, partitions),
             OffsetsRecord::ConsumerGroupCurrentMemberAssignment {
                 member_id, value, ..
-            } => match value {
-                Some(v) => {
-                    self.current.insert(member_id, v);
-                }
-                None => {
-                    self.current.remove(&member_id);
-                }
-            },
+            } => keep_latest(&mut self.current, member_id, value),
             _ => {}
+        }
+    }
+}
+
+/// A replayed member record: its value replaces the one before, a tombstone removes it.
+fn keep_latest<V>(map: &mut BTreeMap<String, V>, member_id: String, value: Option<V>) {
+    match value {
+        Some(v) => {
+            map.insert(member_id, v);
+        }
+        None => {
+            map.remove(&member_id);
         }
     }
 }

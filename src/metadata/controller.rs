@@ -385,46 +385,19 @@ impl MetadataController {
         Ok(())
     }
 
-    /// Sets (`Some`) or deletes (`None`) dynamic configs of a topic, atomically. Values are
-    /// validated by the caller.
-    pub async fn set_topic_configs(
-        &self,
-        topic: &str,
-        changes: Vec<(String, Option<String>)>,
-    ) -> Result<()> {
-        if self.image().topic(topic).is_none() {
-            return Err(Error::UnknownTopicOrPartition);
-        }
-        self.set_configs(ConfigResourceType::Topic, topic, changes)
-            .await
-    }
-
-    /// Sets or deletes dynamic broker configs ("" = cluster default, "<id>" = one broker).
-    pub async fn set_broker_configs(
-        &self,
-        resource_name: &str,
-        changes: Vec<(String, Option<String>)>,
-    ) -> Result<()> {
-        self.set_configs(ConfigResourceType::Broker, resource_name, changes)
-            .await
-    }
-
-    /// Sets or deletes a consumer group's configs (KIP-848 group configs).
-    pub async fn set_group_configs(
-        &self,
-        group_id: &str,
-        changes: Vec<(String, Option<String>)>,
-    ) -> Result<()> {
-        self.set_configs(ConfigResourceType::Group, group_id, changes)
-            .await
-    }
-
-    async fn set_configs(
+    /// Sets (`Some`) or deletes (`None`) dynamic configs of a resource, atomically: a topic
+    /// (which must exist), a broker ("" = cluster default, "<id>" = one broker) or a consumer
+    /// group (KIP-848 group configs). Values are validated by the caller.
+    pub async fn set_configs(
         &self,
         resource_type: ConfigResourceType,
         resource_name: &str,
         changes: Vec<(String, Option<String>)>,
     ) -> Result<()> {
+        if resource_type == ConfigResourceType::Topic && self.image().topic(resource_name).is_none()
+        {
+            return Err(Error::UnknownTopicOrPartition);
+        }
         if changes.is_empty() {
             return Ok(());
         }
@@ -724,10 +697,12 @@ mod tests {
             .create_topic(create("events", 1))
             .await
             .expect("create events");
-        c.set_topic_configs("events", vec![("retention.ms".into(), Some("1000".into()))])
+        let retention = vec![("retention.ms".into(), Some("1000".into()))];
+        c.set_configs(ConfigResourceType::Topic, "events", retention)
             .await
             .expect("config");
-        c.set_broker_configs("", vec![("log.retention.ms".into(), Some("5".into()))])
+        let default_retention = vec![("log.retention.ms".into(), Some("5".into()))];
+        c.set_configs(ConfigResourceType::Broker, "", default_retention)
             .await
             .expect("broker config");
         let before = c.image();

@@ -230,11 +230,10 @@ pub async fn alter_resource(
     if validate_only || changes.is_empty() {
         return Ok(());
     }
-    match &target {
-        Target::Topic(name) => broker.metadata.set_topic_configs(name, changes).await?,
-        Target::Broker(name) => broker.metadata.set_broker_configs(name, changes).await?,
-        Target::Group(name) => broker.metadata.set_group_configs(name, changes).await?,
-    }
+    broker
+        .metadata
+        .set_configs(target.record_type(), target.name(), changes)
+        .await?;
     tracing::info!(resource = ?target.record_type(), name = target.name(), "dynamic configs altered");
     broker.apply_dynamic_configs();
     Ok(())
@@ -309,12 +308,7 @@ fn difference(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::string_map as map;
 
     #[test]
     fn difference_sets_changed_and_deletes_missing() {
