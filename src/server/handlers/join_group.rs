@@ -10,11 +10,13 @@ use crate::broker::Broker;
 use crate::group::classic::JoinRequest;
 use crate::server::dispatch::{RequestContext, Versions};
 
-/// v2-v9 (Kafka 4 removed v0-v1, KIP-896). v4 makes new members learn their id first
+/// v0-v9. Kafka 4.0 removed v0-v1 (KIP-896) and 4.0.1/4.1 restored them (KAFKA-19444) because
+/// sarama-era clients still send v1; v0 has no rebalance timeout (the session timeout serves,
+/// as Kafka's JoinGroupRequest does), v1 adds it. v4 makes new members learn their id first
 /// (MEMBER_ID_REQUIRED, KIP-394), v5 group_instance_id (KIP-345), v7 protocol type and name
 /// in the response, v8 reason (KIP-800), v9 skip_assignment for a static leader rejoining a
 /// stable group (KIP-814).
-pub const VERSIONS: Versions = Versions::new(2, 9);
+pub const VERSIONS: Versions = Versions::new(0, 9);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -27,7 +29,11 @@ pub async fn handle(
         client_id: ctx.client_id.as_deref().unwrap_or("").to_string(),
         client_host: format!("/{}", ctx.peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
-        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        rebalance_timeout_ms: if ctx.api_version == 0 {
+            request.session_timeout_ms
+        } else {
+            request.rebalance_timeout_ms
+        },
         protocol_type: request.protocol_type.to_string(),
         protocols: request
             .protocols
