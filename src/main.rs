@@ -23,6 +23,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A valid Kafka config asking for what Sluice does not serve yet (a quorum of several
+    // controllers, say) must stop here, never run as a cluster of one.
+    if let Err(e) = config::served::check(&loaded.config) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     init_tracing(loaded.config.log_format);
     for info in &loaded.infos {
         tracing::info!("{info}");

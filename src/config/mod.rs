@@ -46,6 +46,7 @@ mod group;
 mod kafka_names;
 mod listener;
 mod properties;
+pub mod served;
 mod topic;
 mod value;
 

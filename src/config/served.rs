@@ -1,0 +1,171 @@
+//! The configurations Sluice can honour today: a valid Kafka config that asks for what Sluice
+//! does not serve yet (a controller quorum of several nodes, a broker-only or controller-only
+//! node) stops the start with a message naming the key, instead of silently running as a
+//! cluster of one.
+
+use super::{Config, ConfigError};
+
+/// Hosts that name this machine's loopback interface, as `controller.quorum.bootstrap.servers`
+/// of Kafka's shipped single-node `server.properties` (`localhost:9093`) does.
+const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1", "[::1]", ""];
+
+/// Errs when `config` asks for something a single combined node cannot honour.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    check_roles(config)?;
+    check_voters(config)?;
+    check_bootstrap_servers(config)
+}
+
+fn not_served(config: &Config, key: &str, reason: String) -> ConfigError {
+    let value = config
+        .entry(key)
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    ConfigError::Invalid(format!("{key}={value}: {reason}"))
+}
+
+fn check_roles(config: &Config) -> Result<(), ConfigError> {
+    let roles = config.process_roles;
+    if roles.broker && roles.controller {
+        return Ok(());
+    }
+    Err(not_served(
+        config,
+        "process.roles",
+        "a broker-only or controller-only node is not served yet; Sluice runs combined \
+         broker,controller nodes"
+            .to_string(),
+    ))
+}
+
+fn check_voters(config: &Config) -> Result<(), ConfigError> {
+    match config.controller_quorum_voters.as_slice() {
+        [] => Ok(()),
+        [only] if only.id == config.node_id => Ok(()),
+        [only] => Err(not_served(
+            config,
+            "controller.quorum.voters",
+            format!(
+                "the only voter is node {}, not this node (node.id={}): this node would not be \
+                 in its own quorum",
+                only.id, config.node_id
+            ),
+        )),
+        voters => Err(not_served(
+            config,
+            "controller.quorum.voters",
+            format!(
+                "a controller quorum of {} voters is not served yet; Sluice runs a quorum of \
+                 this node alone (one voter, {}@host:port, or leave it unset), and would \
+                 otherwise silently run each node as its own one-node cluster",
+                voters.len(),
+                config.node_id
+            ),
+        )),
+    }
+}
+
+/// KIP-853's dynamic quorum: a single node may name itself (its own controller listener, on
+/// loopback or its own listener host); any other server means a quorum of several nodes.
+fn check_bootstrap_servers(config: &Config) -> Result<(), ConfigError> {
+    let own = |host: &str, port: u16| {
+        config.listeners.iter().any(|l| {
+            config.controller_listener_names.contains(&l.name)
+                && l.port == port
+                && (LOOPBACK_HOSTS.contains(&host) || l.host == host)
+        })
+    };
+    match config.controller_quorum_bootstrap_servers.as_slice() {
+        [] => Ok(()),
+        [(host, port)] if own(host, *port) => Ok(()),
+        _ => Err(not_served(
+            config,
+            "controller.quorum.bootstrap.servers",
+            "a controller quorum with other nodes is not served yet; Sluice runs a quorum of \
+             this node alone (name only its own controller listener, or leave it unset)"
+                .to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_args;
+
+    fn load(overrides: &[&str]) -> Config {
+        let args = overrides
+            .iter()
+            .flat_map(|kv| ["--override".to_string(), kv.to_string()]);
+        parse_args(args, &[]).expect("valid Kafka config").config
+    }
+
+    fn refusal(overrides: &[&str]) -> String {
+        check(&load(overrides))
+            .expect_err("must not start")
+            .to_string()
+    }
+
+    #[test]
+    fn zero_config_and_a_quorum_of_this_node_alone_are_served() {
+        assert!(check(&load(&[])).is_ok());
+        let standalone = [
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "controller.listener.names=CONTROLLER",
+        ];
+        let with = |extra: &str| {
+            let mut v = standalone.to_vec();
+            v.push(extra);
+            check(&load(&v))
+        };
+        assert!(with("controller.quorum.voters=1@localhost:9093").is_ok());
+        // Kafka 4's shipped server.properties.
+        assert!(with("controller.quorum.bootstrap.servers=localhost:9093").is_ok());
+    }
+
+    #[test]
+    fn three_voters_stop_the_start_naming_the_key() {
+        let message = refusal(&[
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "controller.listener.names=CONTROLLER",
+            "controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093",
+        ]);
+        assert!(
+            message.contains("controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093"),
+            "{message}"
+        );
+        assert!(message.contains("3 voters"), "{message}");
+    }
+
+    #[test]
+    fn a_quorum_without_this_node_or_with_other_servers_is_refused() {
+        let base = [
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "controller.listener.names=CONTROLLER",
+        ];
+        let refuse = |extra: &str| {
+            let mut v = base.to_vec();
+            v.push(extra);
+            refusal(&v)
+        };
+        assert!(refuse("controller.quorum.voters=2@localhost:9093").contains("node.id=1"));
+        assert!(
+            refuse("controller.quorum.bootstrap.servers=localhost:9093,b:9093")
+                .contains("controller.quorum.bootstrap.servers=")
+        );
+        assert!(
+            refuse("controller.quorum.bootstrap.servers=other-host:9093")
+                .contains("controller.quorum.bootstrap.servers=")
+        );
+    }
+
+    #[test]
+    fn broker_only_and_controller_only_roles_are_refused() {
+        let message = refusal(&[
+            "process.roles=broker",
+            "controller.listener.names=CONTROLLER",
+            "controller.quorum.voters=1@c1:9093",
+        ]);
+        assert!(message.starts_with("Invalid configuration: process.roles=broker:"));
+    }
+}
