@@ -1,4 +1,5 @@
 //! `sluice [server.properties] [--override key=value ...]`: parse config, init tracing, run.
+//! A failed start prints one line, `sluice: <cause>`, naming the setting and value to change.
 //! `sluice healthcheck [host:port]`: probe /health/ready (container HEALTHCHECK), exit 0 if ready.
 
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("sluice: {e}");
             return ExitCode::from(2);
         }
     };
@@ -36,11 +37,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            eprintln!("sluice: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(loaded.config))
+    let code = runtime.block_on(run(loaded.config));
+    // A failed start may leave blocking work (a recovery read) behind: exit promptly anyway.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(config: config::Config) -> ExitCode {
@@ -50,7 +54,9 @@ async fn run(config: config::Config) -> ExitCode {
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the broker");
+            // One plain line on stderr whatever sluice.log.format says: an operator reads it
+            // (or `docker logs` shows it) to learn which setting to change.
+            eprintln!("sluice: {e}");
             return ExitCode::FAILURE;
         }
     };
