@@ -1,7 +1,11 @@
 //! The broker's one internal error type and its one exhaustive mapping to Kafka error codes.
 //!
 //! Kafka errors are data in responses: a handler turns an `Error` into an error code with
-//! [`Error::code`]; nothing here closes a connection.
+//! [`Error::code`]; nothing here closes a connection. Startup failures ([`Error::Setting`])
+//! name the setting and value to change, for `main` to print as one line.
+
+use std::fmt;
+use std::path::PathBuf;
 
 use kafka_protocol::error::ResponseError;
 
@@ -60,6 +64,18 @@ pub enum Error {
     PolicyViolation(String),
     #[error("Topic deletion is disabled.")]
     TopicDeletionDisabled,
+    /// A directory of `log.dirs` cannot be used; the server names the setting
+    /// ([`Error::Setting`]), the log manager only knows the directory.
+    #[error("log dir {}: {source}", dir.display())]
+    LogDir { dir: PathBuf, source: DirError },
+    /// A startup failure a setting causes: which key, its value, and why, so that the one line
+    /// `main` prints tells the operator what to change.
+    #[error("{}", SettingDisplay { key, value, problem })]
+    Setting {
+        key: String,
+        value: String,
+        problem: SettingProblem,
+    },
     /// Records of a batch failed Kafka's per-record checks (LogValidator's
     /// RecordValidationException): INVALID_TIMESTAMP when any of them has a bad timestamp,
     /// else INVALID_RECORD; Produce v8+ lists them in `record_errors` (KIP-467).
@@ -69,6 +85,75 @@ pub enum Error {
         message: String,
         record_errors: Vec<RecordError>,
     },
+}
+
+/// Why a setting's value cannot be used at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingProblem {
+    /// A listener's address cannot be bound: in use, not local, not resolvable.
+    #[error("{}", os_cause(.0))]
+    Bind(std::io::Error),
+    #[error(transparent)]
+    Dir(DirError),
+}
+
+/// Why a directory a path setting names cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot create directory {}: {}", path.display(), os_cause(source))]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write in {}: {}", path.display(), os_cause(source))]
+    Unwritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("locked by another broker process (lock file {})", lock_file.display())]
+    Locked { lock_file: PathBuf },
+    /// Any other file operation on the directory (`action` is a verb: "read", "lock").
+    #[error("cannot {action} {}: {}", path.display(), os_cause(source))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `cannot bind listeners=PLAINTEXT://:9092: address already in use (os error 98)`, or for a
+/// directory `log.dirs=/x: cannot create directory /x: not a directory (os error 20)`.
+struct SettingDisplay<'a> {
+    key: &'a str,
+    value: &'a str,
+    problem: &'a SettingProblem,
+}
+
+impl fmt::Display for SettingDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SettingDisplay {
+            key,
+            value,
+            problem,
+        } = self;
+        match problem {
+            SettingProblem::Bind(_) => write!(f, "cannot bind {key}={value}: {problem}"),
+            SettingProblem::Dir(_) => write!(f, "{key}={value}: {problem}"),
+        }
+    }
+}
+
+/// An I/O error as the rest of the line reads: the OS's text starts lower-case
+/// ("address already in use (os error 98)").
+fn os_cause(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if e.raw_os_error().is_some() => first.to_lowercase().chain(chars).collect(),
+        _ => text,
+    }
 }
 
 /// One rejected record: its index in the batch and why (Produce's `BatchIndexAndErrorMessage`).
@@ -112,12 +197,33 @@ impl Error {
             } => ResponseError::InvalidTimestamp,
             Error::RecordValidation { .. } => ResponseError::InvalidRecord,
             Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            // Startup errors never reach a response; a log dir that fails later is Kafka's
+            // storage error.
+            Error::LogDir { .. } | Error::Setting { .. } => ResponseError::KafkaStorageError,
         }
     }
 
     /// The numeric code for response `error_code` fields.
     pub fn error_code(&self) -> i16 {
         self.code().code()
+    }
+
+    /// A listener setting (`key`, the listener as configured) that cannot be bound.
+    pub fn bind(key: &str, value: impl fmt::Display, source: std::io::Error) -> Error {
+        Error::Setting {
+            key: key.to_string(),
+            value: value.to_string(),
+            problem: SettingProblem::Bind(source),
+        }
+    }
+
+    /// A path setting (`key=value`) whose directory cannot be used.
+    pub fn dir_setting(key: &str, value: &str, source: DirError) -> Error {
+        Error::Setting {
+            key: key.to_string(),
+            value: value.to_string(),
+            problem: SettingProblem::Dir(source),
+        }
     }
 }
 
@@ -131,6 +237,22 @@ mod tests {
     fn storage_error_maps_to_kafka_storage_error() {
         let e = Error::Storage(std::io::Error::other("disk full"));
         assert_eq!(e.error_code(), 56);
+    }
+
+    #[test]
+    fn setting_errors_name_key_value_and_cause() {
+        let in_use = std::io::Error::from_raw_os_error(98);
+        let e = Error::bind("listeners", "PLAINTEXT://127.0.0.1:9092", in_use);
+        assert_eq!(
+            e.to_string(),
+            "cannot bind listeners=PLAINTEXT://127.0.0.1:9092: address already in use (os error 98)"
+        );
+        let e = Error::dir_setting(
+            "log.dirs",
+            "/x/y",
+            DirError::NotADirectory(PathBuf::from("/x/y")),
+        );
+        assert_eq!(e.to_string(), "log.dirs=/x/y: /x/y is not a directory");
     }
 
     #[test]

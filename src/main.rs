@@ -1,4 +1,5 @@
 //! `sluice [server.properties] [--override key=value ...]`: parse config, init tracing, run.
+//! A failed start prints one line, `sluice: <cause>`, naming the setting and value to change.
 //! `sluice healthcheck [host:port]`: probe /health/ready (container HEALTHCHECK), exit 0 if ready.
 
 use std::process::ExitCode;
@@ -19,14 +20,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("sluice: {e}");
             return ExitCode::from(2);
         }
     };
     // A valid Kafka config asking for what Sluice does not serve yet (a quorum of several
     // controllers, say) must stop here, never run as a cluster of one.
     if let Err(e) = config::served::check(&loaded.config) {
-        eprintln!("{e}");
+        eprintln!("sluice: {e}");
         return ExitCode::from(2);
     }
     init_tracing(loaded.config.log_format);
@@ -42,11 +43,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            eprintln!("sluice: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(loaded.config))
+    let code = runtime.block_on(run(loaded.config));
+    // A failed start may leave blocking work (a recovery read) behind: exit promptly anyway.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(config: config::Config) -> ExitCode {
@@ -56,7 +60,9 @@ async fn run(config: config::Config) -> ExitCode {
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the broker");
+            // One plain line on stderr whatever sluice.log.format says: an operator reads it
+            // (or `docker logs` shows it) to learn which setting to change.
+            eprintln!("sluice: {e}");
             return ExitCode::FAILURE;
         }
     };

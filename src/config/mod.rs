@@ -1518,9 +1518,12 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
     Ok((Config { entries, ..config }, warnings))
 }
 
+/// The operations HTTP listener's key.
+pub const HTTP_LISTENER: &str = "sluice.http.listener";
+
 /// `sluice.http.listener`: `host:port` (empty host = all interfaces), or empty to disable.
 fn resolve_http_listener(r: &mut Resolver<'_>) -> Result<Option<(String, u16)>, ConfigError> {
-    const KEY: &str = "sluice.http.listener";
+    const KEY: &str = HTTP_LISTENER;
     let value = r.string(KEY, ":9644");
     if value.is_empty() {
         return Ok(None);
@@ -1764,6 +1767,28 @@ impl Config {
     pub fn effective_log_flush_interval_ms(&self) -> i64 {
         self.log_flush_interval_ms
             .unwrap_or(self.log_flush_scheduler_interval_ms)
+    }
+
+    /// The key `log_dirs` came from (`log.dirs`, else `log.dir`) and the directories it names,
+    /// for startup errors to say what to change.
+    pub fn log_dirs_setting(&self) -> (&'static str, String) {
+        let key = match self.entry("log.dirs") {
+            Some(ConfigEntry { value: Some(_), .. }) => "log.dirs",
+            _ => "log.dir",
+        };
+        let dirs: Vec<String> = self
+            .log_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        (key, dirs.join(","))
+    }
+
+    /// `sluice.http.listener` as bound (`host:port`), for startup errors.
+    pub fn http_listener_setting(&self) -> String {
+        self.http_listener
+            .as_ref()
+            .map_or_else(String::new, |(host, port)| listener::host_port(host, *port))
     }
 
     /// Directory of the metadata log: `metadata.log.dir`, else the first of `log.dirs`.

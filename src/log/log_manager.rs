@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{DirError, Error, Result};
 use crate::log::cleaner::{CleanStats, CleanerConfig, LogCleaner};
 use crate::log::disk::Disk;
 use crate::log::partition::{Partition, PartitionId};
@@ -29,6 +29,8 @@ pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const CHECKPOINT_VERSION: &str = "0";
 /// Advisory lock file held while the broker runs.
 pub const LOCK_FILE: &str = ".lock";
+/// Written and removed at start to prove a directory writable (see [`prepare_dir`]).
+const WRITE_CHECK_FILE: &str = ".sluice-write-check";
 /// Kafka's longest legal topic name.
 const TOPIC_NAME_MAX_LEN: usize = 249;
 
@@ -80,12 +82,19 @@ impl LogManager {
         let mut dir_locks = Vec::with_capacity(log_dirs.len());
         let mut metas = Vec::with_capacity(log_dirs.len());
         for dir in &log_dirs {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                storage_error(format!("cannot create log dir {}: {e}", dir.display()))
-            })?;
-            dir_locks.push(lock_dir(dir)?);
+            let in_dir = |source| Error::LogDir {
+                dir: dir.clone(),
+                source,
+            };
+            prepare_dir(dir).map_err(in_dir)?;
+            dir_locks.push(lock_dir(dir).map_err(in_dir)?);
             metas.push(read_meta_properties(dir)?);
-            disk.create_dir_all(dir)?;
+            disk.create_dir_all(dir).map_err(|source| {
+                in_dir(DirError::Create {
+                    path: dir.clone(),
+                    source,
+                })
+            })?;
         }
         let cluster_id = decide_cluster_id(&log_dirs, &metas, node_id, cluster_id)?;
         for (dir, meta) in log_dirs.iter().zip(&metas) {
@@ -519,25 +528,46 @@ fn partition_metadata(topic_id: Uuid) -> String {
     format!("version: 0\ntopic_id: {}\n", uuid_to_base64(topic_id))
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+/// Makes `dir` usable as a log or metadata directory, as Kafka's
+/// `LogManager.createAndValidateLogDirs`: creates it with its parents when missing and proves
+/// it a directory this process can write in, so that a bad path fails the start naming itself
+/// rather than the first append. Root passes permission bits; a read-only mount still fails.
+pub fn prepare_dir(dir: &Path) -> Result<(), DirError> {
+    if let Err(source) = std::fs::create_dir_all(dir) {
+        return Err(match std::fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => DirError::NotADirectory(dir.to_path_buf()),
+            _ => DirError::Create {
+                path: dir.to_path_buf(),
+                source,
+            },
+        });
+    }
+    let probe = dir.join(WRITE_CHECK_FILE);
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| DirError::Unwritable {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn lock_dir(dir: &Path) -> Result<File, DirError> {
     let path = dir.join(LOCK_FILE);
+    let io = |action, source| DirError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| storage_error(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| io("open", e))?;
     match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
         Ok(true) => Ok(file),
-        Ok(false) => Err(storage_error(format!(
-            "log dir {} is locked by another broker process (lock file {})",
-            dir.display(),
-            path.display()
-        ))),
-        Err(e) => Err(storage_error(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
+        Ok(false) => Err(DirError::Locked { lock_file: path }),
+        Err(e) => Err(io("lock", e)),
     }
 }
 
@@ -553,11 +583,15 @@ fn read_meta_properties(dir: &Path) -> Result<Option<MetaProperties>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(storage_error(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )))
+        Err(source) => {
+            return Err(Error::LogDir {
+                dir: dir.to_path_buf(),
+                source: DirError::Io {
+                    action: "read",
+                    path,
+                    source,
+                },
+            })
         }
     };
     let mut meta = MetaProperties {
@@ -627,7 +661,14 @@ fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<(
         std::fs::rename(&tmp, &path)?;
         File::open(dir)?.sync_all()
     };
-    write().map_err(|e| storage_error(format!("cannot write {}: {e}", path.display())))
+    write().map_err(|source| Error::LogDir {
+        dir: dir.to_path_buf(),
+        source: DirError::Io {
+            action: "write",
+            path,
+            source,
+        },
+    })
 }
 
 const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -23,8 +23,9 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::log::disk::{Disk, FsDisk};
+use crate::log::log_manager::prepare_dir;
 
 /// A running broker with its accept loop.
 #[derive(Debug)]
@@ -73,24 +74,29 @@ impl Server {
         Self::start_hooked(config, disk, clock, StartHooks::default()).await
     }
 
-    /// Starts a broker: the HTTP listener first (live, not ready), then storage recovery,
-    /// metadata and the Kafka listener, then readiness.
+    /// Starts a broker: every path setting checked, both listeners bound, the HTTP listener
+    /// served (live, not ready), then storage recovery, metadata and the Kafka accept loop,
+    /// then readiness. A setting that cannot be used fails the start before anything is served
+    /// and names itself ([`Error::Setting`]).
     pub async fn start_hooked(
         config: Config,
         disk: Arc<dyn Disk>,
         clock: Arc<dyn Clock>,
         hooks: StartHooks,
     ) -> Result<Server> {
+        check_path_settings(&config)?;
+        let http_listener = net::bind_http(&config).await?;
+        let listener = net::bind(&config).await?;
+        let local_addr = listener.local_addr()?;
         let tasks = TaskTracker::new();
         let http_state = Arc::new(http::HttpState::default());
         let http_shutdown = CancellationToken::new();
         let mut cancel_http = CancelOnDrop(Some(http_shutdown.clone()));
-        let http_addr = match &config.http_listener {
-            Some((host, port)) => {
-                let listener = net::bind_http(host, *port).await?;
-                let addr = listener.local_addr()?;
+        let http_addr = match http_listener {
+            Some(http_listener) => {
+                let addr = http_listener.local_addr()?;
                 tasks.spawn(http::serve(
-                    listener,
+                    http_listener,
                     http_state.clone(),
                     http_shutdown.clone(),
                 ));
@@ -106,9 +112,15 @@ impl Server {
             let _ = hold.await;
         }
         report_previous_shutdown(&config, disk.as_ref());
-        let listener = net::bind(&config).await?;
-        let local_addr = listener.local_addr()?;
-        let broker = Broker::start(config, local_addr, disk, clock).await?;
+        let (log_dirs_key, log_dirs_value) = config.log_dirs_setting();
+        let broker = Broker::start(config, local_addr, disk, clock)
+            .await
+            .map_err(|e| match e {
+                Error::LogDir { source, .. } => {
+                    Error::dir_setting(log_dirs_key, &log_dirs_value, source)
+                }
+                e => e,
+            })?;
         tasks.spawn(accept_loop(listener, broker.clone(), tasks.clone()));
         tasks.spawn(log_scheduler(broker.clone()));
         if broker.config.log_cleaner_enable {
@@ -175,6 +187,21 @@ impl Server {
             );
         }
     }
+}
+
+/// Creates and proves writable every directory a path setting names (`log.dirs` or
+/// `log.dir`, `metadata.log.dir`) before any listener is bound, so that a bad path stops the
+/// start with nothing half-served. The log manager checks its dirs again when it opens them.
+fn check_path_settings(config: &Config) -> Result<()> {
+    let (key, value) = config.log_dirs_setting();
+    for dir in &config.log_dirs {
+        prepare_dir(dir).map_err(|e| Error::dir_setting(key, &value, e))?;
+    }
+    if let Some(dir) = &config.metadata_log_dir {
+        let value = dir.display().to_string();
+        prepare_dir(dir).map_err(|e| Error::dir_setting("metadata.log.dir", &value, e))?;
+    }
+    Ok(())
 }
 
 /// Logs whether the previous run of each log dir ended with a clean shutdown (Kafka's

@@ -169,7 +169,9 @@ fn result_entry(
     let entry = CreatableTopicResult::default().with_name(name);
     match result {
         Ok(created) => {
-            let mut entry = entry;
+            // The crate defaults this nullable field to "", which clients that test for null
+            // read as an error; Kafka answers a success with null.
+            let mut entry = entry.with_error_message(None);
             if ctx.api_version >= 5 {
                 entry.num_partitions = created.num_partitions;
                 entry.replication_factor = created.replication_factor;
