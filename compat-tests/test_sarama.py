@@ -212,7 +212,8 @@ def test_sarama_consumer_group_joins_with_v1_shares_partitions_and_hands_over_at
 def test_sarama_join_group_v0_by_hand(sarama_bin, broker):
     """JoinGroup v0 (no rebalance timeout) through Sarama's own encoder and decoder, then the
     rest of a generation: SyncGroup v0, Heartbeat v0, OffsetCommit v2, OffsetFetch v1,
-    DescribeGroups v0, LeaveGroup v0."""
+    DescribeGroups v0. A second v0 member then joins while the first only heartbeats: the join
+    completes after the first one's session timeout (6 s), v0's rebalance timeout, without it."""
     topic, group = topic_name("sarama-v0"), topic_name("sarama-v0-group")
     cf.create_topic(broker.bootstrap, topic, partitions=PARTITIONS)
     out = run(sarama_bin, "join-v0", broker.bootstrap, group, topic)
@@ -220,5 +221,13 @@ def test_sarama_join_group_v0_by_hand(sarama_bin, broker):
     assert f"synced {PARTITIONS} partitions" in out
     assert f"committed and fetched {PARTITIONS} offsets" in out
     assert "described Stable protocol=range members=1" in out
+    second = next(line for line in out.splitlines() if line.startswith("second member joined"))
+    assert second.startswith("second member joined v0 generation=2 members=1 after "), out
+    waited = float(second.rsplit(" ", 1)[1].rstrip("s"))
+    assert 5.0 <= waited <= 12.0, f"the join waited {waited}s, not the first member's 6 s session timeout"
+    # Kept alive by heartbeats through the rebalance, then dropped from the group it did not rejoin.
+    hb = next(line for line in out.splitlines() if line.startswith("first member's heartbeats: "))
+    # NONE while stable, REBALANCE_IN_PROGRESS (27) through the rebalance, then UNKNOWN_MEMBER_ID (25).
+    assert hb.split(": ", 1)[1] == "0,27,25", out
     assert out.splitlines()[-1] == "left"
-    assert requests(broker, "JoinGroup") == {0: 1}
+    assert requests(broker, "JoinGroup") == {0: 2}

@@ -195,9 +195,10 @@ func member(bootstrap, group, topic string) {
 	say("left")
 }
 
-// joinV0 is one member of its own group driven through Sarama's Broker calls with JoinGroup
-// v0, which no consumer group of Sarama's sends (those need V0_10_2_0 and so send v1): v0 has
-// no rebalance timeout, the coordinator uses the session timeout.
+// joinV0 drives a group by hand through Sarama's Broker calls with JoinGroup v0, which no
+// consumer group of Sarama's sends (those need V0_10_2_0 and so send v1): one member's whole
+// generation, then a second member whose join waits out the first one's rebalance timeout (v0
+// has none: the coordinator uses the session timeout, as Kafka's JoinGroupRequest does).
 func joinV0(bootstrap, group, topic string) {
 	client, err := sarama.NewClient([]string{bootstrap}, config())
 	if err != nil {
@@ -215,7 +216,7 @@ func joinV0(bootstrap, group, topic string) {
 	join := &sarama.JoinGroupRequest{
 		Version:        0,
 		GroupId:        group,
-		SessionTimeout: 10000,
+		SessionTimeout: 6000,
 		ProtocolType:   "consumer",
 	}
 	if err := join.AddGroupProtocolMetadata("range", &sarama.ConsumerGroupMemberMetadata{Topics: []string{topic}}); err != nil {
@@ -305,7 +306,65 @@ func joinV0(bootstrap, group, topic string) {
 	g := dr.Groups[0]
 	say("described %s protocol=%s members=%d", g.State, g.Protocol, len(g.Members))
 
-	lr, err := coord.LeaveGroup(&sarama.LeaveGroupRequest{GroupId: group, MemberId: jr.MemberId})
+	// A second v0 member joins while the first keeps heartbeating (which keeps its session
+	// alive) but never rejoins: the coordinator must wait the first member's rebalance timeout,
+	// which for v0 is its session timeout, then complete the join without it.
+	hbs := make(chan sarama.KError, 64)
+	go func() {
+		defer close(hbs)
+		for i := 0; i < 60; i++ {
+			r, err := coord.Heartbeat(&sarama.HeartbeatRequest{GroupId: group, GenerationId: jr.GenerationId, MemberId: jr.MemberId})
+			if err != nil {
+				fail("heartbeat v0 during the rebalance: %v", err)
+			}
+			hbs <- r.Err
+			if r.Err != sarama.ErrNoError && r.Err != sarama.ErrRebalanceInProgress {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	second := sarama.NewBroker(coord.Addr())
+	if err := second.Open(config()); err != nil {
+		fail("second connection: %v", err)
+	}
+	defer second.Close()
+	join2 := &sarama.JoinGroupRequest{Version: 0, GroupId: group, SessionTimeout: 6000, ProtocolType: "consumer"}
+	if err := join2.AddGroupProtocolMetadata("range", &sarama.ConsumerGroupMemberMetadata{Topics: []string{topic}}); err != nil {
+		fail("metadata: %v", err)
+	}
+	started := time.Now()
+	jr2, err := second.JoinGroup(join2)
+	if err != nil || jr2.Err != sarama.ErrNoError {
+		fail("second join v0: %v %v", err, jr2)
+	}
+	took := time.Since(started)
+	members2, err := jr2.GetMembers()
+	if err != nil || jr2.LeaderId != jr2.MemberId || len(members2) != 1 {
+		fail("second join v0: leader %q member %q members %v (%v)", jr2.LeaderId, jr2.MemberId, members2, err)
+	}
+	say("second member joined v0 generation=%d members=%d after %.1fs", jr2.GenerationId, len(members2), took.Seconds())
+	// Kafka's error codes, each run of equal answers once.
+	var seen []string
+	for e := range hbs {
+		code := strconv.Itoa(int(e))
+		if len(seen) == 0 || seen[len(seen)-1] != code {
+			seen = append(seen, code)
+		}
+	}
+	say("first member's heartbeats: %s", strings.Join(seen, ","))
+
+	sync2 := &sarama.SyncGroupRequest{GroupId: group, GenerationId: jr2.GenerationId, MemberId: jr2.MemberId}
+	if err := sync2.AddGroupAssignmentMember(jr2.MemberId, &sarama.ConsumerGroupMemberAssignment{
+		Topics: map[string][]int32{topic: partitions},
+	}); err != nil {
+		fail("assignment: %v", err)
+	}
+	if sr2, err := second.SyncGroup(sync2); err != nil || sr2.Err != sarama.ErrNoError {
+		fail("second sync v0: %v %v", err, sr2)
+	}
+	lr, err := second.LeaveGroup(&sarama.LeaveGroupRequest{GroupId: group, MemberId: jr2.MemberId})
 	if err != nil || lr.Err != sarama.ErrNoError {
 		fail("leave v0: %v %v", err, lr)
 	}
