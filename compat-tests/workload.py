@@ -60,3 +60,32 @@ def by_partition(records_with_partition):
     for p, rec in records_with_partition:
         out.setdefault(p, []).append(rec)
     return out
+
+
+# The codec ids of a v2 record batch's attributes (bits 0-2), Kafka's CompressionType ids.
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+def stored_batch_codecs(log_dir, topic):
+    """The codec id of every record batch stored for `topic`, read from its segment files
+    (`<log.dirs>/<topic>-<p>/<base>.log`: v2 batch headers, baseOffset 8, batchLength 4,
+    partitionLeaderEpoch 4, magic 1, crc 4, attributes 2), so a test sees what was stored,
+    not what a consumer decodes."""
+    import glob
+    import struct
+
+    codecs = []
+    for path in sorted(glob.glob(os.path.join(str(log_dir), f"{topic}-*", "*.log"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        pos = 0
+        while pos + 23 <= len(data):
+            (length,) = struct.unpack_from(">i", data, pos + 8)
+            if length <= 0:
+                break
+            magic = data[pos + 16]
+            assert magic == 2, f"{path}@{pos}: magic {magic}"
+            (attributes,) = struct.unpack_from(">h", data, pos + 21)
+            codecs.append(attributes & 0x7)
+            pos += 12 + length
+    return codecs

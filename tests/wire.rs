@@ -72,7 +72,8 @@ async fn api_versions_lists_registry_at_v0_and_v4() {
             .iter()
             .find(|k| k.api_key == ApiKey::Produce as i16)
             .expect("produce advertised");
-        assert_eq!((produce.min_version, produce.max_version), (3, 13));
+        // Advertised from v0 as Kafka 4.1 does (KAFKA-18659); v0-v2 are refused on the wire.
+        assert_eq!((produce.min_version, produce.max_version), (0, 13));
         let init = response
             .api_keys
             .iter()
@@ -121,7 +122,7 @@ impl DecodeV0 for ResponseHeader {
 }
 
 #[tokio::test]
-async fn metadata_auto_creates_topic_at_v0_and_v12() {
+async fn metadata_auto_creates_topic_at_v0_and_v13() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     let v0 = MetadataRequest::default().with_topics(Some(vec![
@@ -146,6 +147,13 @@ async fn metadata_auto_creates_topic_at_v0_and_v12() {
     assert_eq!(response.topics[0].error_code, 0);
     assert!(!response.topics[0].topic_id.is_nil(), "topic ids from v10");
     assert!(response.cluster_id.is_some());
+    // v13 (KIP-1102) adds a top-level error code: none.
+    let response = client.call(13, &v12).await;
+    assert_eq!((response.error_code, response.topics[0].error_code), (0, 0));
+    assert_eq!(
+        response.topics[0].name.as_ref().map(|n| n.as_str()),
+        Some("auto-v12")
+    );
 }
 
 #[tokio::test]
@@ -261,7 +269,7 @@ async fn produce_and_fetch_round_trip_at_lowest_and_highest_versions() {
         let partition = &response.responses[0].partition_responses[0];
         assert_eq!(partition.error_code, 0, "produce v{version}");
     }
-    for version in [4, 13] {
+    for version in [4, 13, 15, 18] {
         let response = client.call(version, &fetch_request("rt", id, 1, 0)).await;
         assert_eq!(response.error_code, 0);
         let partition = &response.responses[0].partitions[0];
@@ -566,7 +574,7 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
                     .with_partition_index(0)
                     .with_timestamp(timestamp)])])
     };
-    for version in [1, 7] {
+    for version in [1, 7, 10] {
         let offset = |r: &ListOffsetsResponse| r.topics[0].partitions[0].offset;
         assert_eq!(offset(&client.call(version, &ask(-2)).await), 0);
         assert_eq!(offset(&client.call(version, &ask(-1)).await), 20);
@@ -577,6 +585,114 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
     let max = client.call(7, &ask(-3)).await;
     assert_eq!(max.topics[0].partitions[0].offset, 19);
     assert_eq!(max.topics[0].partitions[0].timestamp, 5009);
+    // Without tiered storage: EARLIEST_LOCAL (v8, KIP-405) is the log start, LATEST_TIERED
+    // (v9, KIP-1005) is nothing: offset -1, timestamp -1, as Kafka answers.
+    let local = client.call(10, &ask(-4).with_timeout_ms(1000)).await;
+    assert_eq!(local.topics[0].partitions[0].error_code, 0);
+    assert_eq!(local.topics[0].partitions[0].offset, 0);
+    let tiered = client.call(9, &ask(-5)).await;
+    let tiered = &tiered.topics[0].partitions[0];
+    assert_eq!(
+        (tiered.error_code, tiered.offset, tiered.timestamp),
+        (0, -1, -1)
+    );
+}
+
+#[tokio::test]
+async fn stale_and_future_leader_epochs_are_fenced_with_a_leader_hint() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "epochs", 1).await;
+    let epoch = client
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("epochs")))
+            ])),
+        )
+        .await
+        .topics[0]
+        .partitions[0]
+        .leader_epoch;
+    let id = topic_id(&mut client, "epochs").await;
+    let fetch_at = |current_leader_epoch: i32| {
+        let mut request = fetch_request("epochs", id, 0, 0);
+        request.topics[0].partitions[0].current_leader_epoch = current_leader_epoch;
+        request
+    };
+    // KIP-320: the client's epoch is checked from Fetch v9 and ListOffsets v4.
+    let current = client.call(12, &fetch_at(epoch)).await;
+    assert_eq!(current.responses[0].partitions[0].error_code, 0);
+    let future = client.call(12, &fetch_at(epoch + 1)).await;
+    assert_eq!(
+        future.responses[0].partitions[0].error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+    if epoch > 0 {
+        let stale = client.call(12, &fetch_at(epoch - 1)).await;
+        assert_eq!(
+            stale.responses[0].partitions[0].error_code,
+            ResponseError::FencedLeaderEpoch.code()
+        );
+    }
+    // A fetch from a replica (v15+ names it in ReplicaState): one node has no followers, so
+    // NOT_LEADER_OR_FOLLOWER, with the leader and its endpoint from v16 (KIP-951).
+    let mut follower = fetch_at(-1);
+    follower.replica_state.replica_id = BrokerId(2);
+    follower.replica_state.replica_epoch = 1;
+    let response = client.call(18, &follower).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(
+        partition.error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    assert_eq!(
+        (
+            partition.current_leader.leader_id.0,
+            partition.current_leader.leader_epoch
+        ),
+        (1, epoch)
+    );
+    assert_eq!(response.node_endpoints.len(), 1);
+    assert_eq!(response.node_endpoints[0].node_id.0, 1);
+    assert_eq!(
+        response.node_endpoints[0].port,
+        i32::from(broker.addr().port())
+    );
+    // Below v16 no hint is given (the field is not in those versions' answers).
+    let response = client.call(15, &follower).await;
+    assert!(response.node_endpoints.is_empty());
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("epochs"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_current_leader_epoch(epoch + 1)
+                .with_timestamp(-1)])]);
+    let response = client.call(10, &list).await;
+    assert_eq!(
+        response.topics[0].partitions[0].error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+}
+
+#[tokio::test]
+async fn produce_v0_to_v2_are_advertised_but_refused_as_kafka_4_1_does() {
+    let broker = TestBroker::start().await;
+    for version in 0..=2i16 {
+        let mut client = broker.client().await;
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
+        raw.extend_from_slice(&version.to_be_bytes());
+        raw.extend_from_slice(&1i32.to_be_bytes());
+        raw.extend_from_slice(&(-1i16).to_be_bytes());
+        raw.extend_from_slice(&1i16.to_be_bytes()); // acks
+        raw.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+        raw.extend_from_slice(&0i32.to_be_bytes()); // no topics
+        client.send_raw(&raw).await;
+        assert!(client.is_closed().await, "produce v{version}");
+    }
 }
 
 #[tokio::test]

@@ -30,16 +30,31 @@ use crate::server::handlers::{describe_log_dirs, describe_topic_partitions};
 use crate::server::request_metrics;
 use tracing::Instrument;
 
-/// An inclusive range of versions of one API.
+/// An inclusive range of versions of one API that are served, and the lowest advertised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Versions {
     pub min: i16,
     pub max: i16,
+    /// The minimum ApiVersions reports; below `min` only where Kafka advertises versions it
+    /// refuses on the wire (Produce v0-v2, KAFKA-18659).
+    pub advertised_min: i16,
 }
 
 impl Versions {
     pub const fn new(min: i16, max: i16) -> Self {
-        Versions { min, max }
+        Versions {
+            min,
+            max,
+            advertised_min: min,
+        }
+    }
+
+    /// The same served range, advertised from `advertised_min`.
+    pub const fn advertised_from(self, advertised_min: i16) -> Self {
+        Versions {
+            advertised_min,
+            ..self
+        }
     }
 
     pub fn contains(&self, version: i16) -> bool {
@@ -353,6 +368,10 @@ mod tests {
                 "{key:?} {versions:?} outside {valid:?}"
             );
             assert!(versions.min <= versions.max, "{key:?} empty range");
+            assert!(
+                versions.advertised_min <= versions.min,
+                "{key:?} advertised above served"
+            );
         }
     }
 

@@ -24,6 +24,8 @@ pub struct SessionPartition {
 pub struct CachedPartition {
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
+    /// The client's view of the leader epoch (KIP-320), -1 when it does not know it.
+    pub current_leader_epoch: i32,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -35,6 +37,7 @@ impl CachedPartition {
         CachedPartition {
             fetch_offset,
             partition_max_bytes,
+            current_leader_epoch: -1,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
@@ -138,6 +141,7 @@ impl FetchSessionCache {
                 Some(cached) => {
                     cached.fetch_offset = asked.fetch_offset;
                     cached.partition_max_bytes = asked.partition_max_bytes;
+                    cached.current_leader_epoch = asked.current_leader_epoch;
                 }
                 None => {
                     session.partitions.insert(key, asked);

@@ -41,7 +41,7 @@ fn advertised() -> Vec<ApiVersion> {
         .map(|(key, versions)| {
             ApiVersion::default()
                 .with_api_key(*key as i16)
-                .with_min_version(versions.min)
+                .with_min_version(versions.advertised_min)
                 .with_max_version(versions.max)
         })
         .collect()

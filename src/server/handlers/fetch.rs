@@ -8,18 +8,31 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::fetch_session::{CachedPartition, FetchContext, SessionPartition};
-use crate::server::handlers::{resolve_topic, topic_name};
+use crate::server::handlers::{check_leader_epoch, resolve_topic, topic_name};
 
-/// v4-v13. v7 adds sessions (KIP-227), v11 rack-aware preferred replica (we answer -1), v12
-/// diverging epochs (for followers), v13 topic ids (KIP-516).
-pub const VERSIONS: Versions = Versions::new(4, 13);
+/// v4-v18. v7 adds sessions (KIP-227), v9 current_leader_epoch (KIP-320: FENCED_LEADER_EPOCH /
+/// UNKNOWN_LEADER_EPOCH), v11 rack-aware preferred replica (we answer -1), v12 diverging epochs
+/// (for followers), v13 topic ids (KIP-516), v14 OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405; no
+/// tiered storage, never sent), v15 the replica id moves into ReplicaState (KIP-903), v16 the
+/// leader hint with its endpoint beside NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH
+/// (KIP-951), v17 ReplicaDirectoryId (KIP-853) and v18 HighWatermark (KIP-1166), both read only
+/// by KRaft's own fetch and ignored for partitions, as Kafka's ReplicaManager ignores them.
+pub const VERSIONS: Versions = Versions::new(4, 18);
+
+/// Fetch v16: the version from which a partition error that names another leader carries the
+/// leader's id, epoch and endpoint (KIP-951), as Kafka's KafkaApis fills them.
+const LEADER_HINT_VERSION: i16 = 16;
 
 /// READ_COMMITTED in the request's isolation_level.
 const READ_COMMITTED: i8 = 1;
@@ -31,6 +44,14 @@ pub async fn handle(
 ) -> FetchResponse {
     let by_id = ctx.api_version >= 13;
     let sessions = ctx.api_version >= 7;
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    // A fetch from a replica (id >= 0; consumers send -1): one node hosts no followers, so as
+    // Kafka's Partition.followerReplicaOrThrow, every partition answers NOT_LEADER_OR_FOLLOWER.
+    let from_follower = replica_id >= 0;
     let requested = requested_partitions(&request.topics, by_id);
     let forgotten: Vec<SessionPartition> = request
         .forgotten_topics_data
@@ -89,6 +110,7 @@ pub async fn handle(
             request.max_bytes,
             read_committed,
             by_id,
+            from_follower,
         );
         let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
         let any_error = reads.iter().any(|r| r.error != 0);
@@ -117,13 +139,18 @@ pub async fn handle(
             .unwrap_or_else(|e| e.into_inner())
             .update(session_id, &told);
     }
+    let hints = ctx.api_version >= LEADER_HINT_VERSION;
     let mut response = FetchResponse::default().with_responses(build_topics(
         reads,
         &partitions,
         incremental,
         by_id,
         read_committed,
+        hints,
     ));
+    if hints {
+        response.node_endpoints = leader_endpoints(broker, &response.responses);
+    }
     if sessions {
         response.session_id = session_id;
     }
@@ -145,6 +172,8 @@ struct PartitionRead {
     key: SessionPartition,
     /// Kafka error code, 0 for none.
     error: i16,
+    /// The partition's leader and leader epoch, told with the errors that name them.
+    leader: (i32, i32),
     /// The high watermark, LSO and log start offset told to the client.
     cached: CachedPartition,
     records: Bytes,
@@ -168,7 +197,10 @@ fn requested_partitions(
                         topic_id: if by_id { t.topic_id } else { uuid::Uuid::nil() },
                         partition: p.partition,
                     },
-                    CachedPartition::new(p.fetch_offset, p.partition_max_bytes),
+                    CachedPartition {
+                        current_leader_epoch: p.current_leader_epoch,
+                        ..CachedPartition::new(p.fetch_offset, p.partition_max_bytes)
+                    },
                 )
             })
         })
@@ -182,6 +214,7 @@ fn read_all(
     max_bytes: i32,
     read_committed: bool,
     by_id: bool,
+    from_follower: bool,
 ) -> Vec<PartitionRead> {
     let image = broker.image();
     let mut budget = max_bytes.max(0) as usize;
@@ -192,6 +225,7 @@ fn read_all(
             let mut read = PartitionRead {
                 key: key.clone(),
                 error: 0,
+                leader: (-1, -1),
                 cached: CachedPartition::new(asked.fetch_offset, asked.partition_max_bytes),
                 records: Bytes::new(),
             };
@@ -202,6 +236,18 @@ fn read_all(
                     return read;
                 }
             };
+            if let Some(image_partition) = topic.partition(key.partition) {
+                read.leader = (image_partition.leader, image_partition.leader_epoch);
+                let checked = if from_follower {
+                    Err(ResponseError::NotLeaderOrFollower)
+                } else {
+                    check_leader_epoch(asked.current_leader_epoch, image_partition.leader_epoch)
+                };
+                if let Err(code) = checked {
+                    read.error = code.code();
+                    return read;
+                }
+            }
             let partition = match broker.partition(&topic, key.partition) {
                 Ok(p) => p,
                 Err(e) => {
@@ -235,6 +281,34 @@ fn read_all(
         .collect()
 }
 
+/// The errors whose answer tells the partition's current leader (KIP-951).
+fn names_leader(error: i16) -> bool {
+    error == ResponseError::NotLeaderOrFollower.code()
+        || error == ResponseError::FencedLeaderEpoch.code()
+}
+
+/// The endpoints of the leaders named in `current_leader` hints (KIP-951's NodeEndpoints).
+fn leader_endpoints(broker: &Arc<Broker>, topics: &[FetchableTopicResponse]) -> Vec<NodeEndpoint> {
+    let leaders: std::collections::BTreeSet<i32> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| names_leader(p.error_code))
+        .map(|p| p.current_leader.leader_id.0)
+        .collect();
+    let image = broker.image();
+    leaders
+        .into_iter()
+        .filter_map(|id| image.brokers.get(&id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect()
+}
+
 /// Groups partition reads by topic. An incremental response leaves out partitions with
 /// nothing new: no records, no error, and the same offsets the client was last told.
 fn build_topics(
@@ -243,6 +317,7 @@ fn build_topics(
     incremental: bool,
     by_id: bool,
     read_committed: bool,
+    hints: bool,
 ) -> Vec<FetchableTopicResponse> {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for (read, (_, before)) in reads.into_iter().zip(session) {
@@ -254,7 +329,7 @@ fn build_topics(
         if incremental && !changed {
             continue;
         }
-        let partition = PartitionData::default()
+        let mut partition = PartitionData::default()
             .with_partition_index(read.key.partition)
             .with_error_code(read.error)
             .with_high_watermark(read.cached.high_watermark)
@@ -263,6 +338,11 @@ fn build_topics(
             .with_aborted_transactions(read_committed.then(Vec::new))
             .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
             .with_records(Some(read.records));
+        if hints && names_leader(read.error) {
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(read.leader.0))
+                .with_leader_epoch(read.leader.1);
+        }
         let same_topic = topics.last().is_some_and(|t| {
             if by_id {
                 t.topic_id == read.key.topic_id

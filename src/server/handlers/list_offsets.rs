@@ -2,24 +2,34 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use kafka_protocol::error::ResponseError;
+
 use crate::broker::Broker;
 use crate::error::Error;
 use crate::metadata::image::TopicImage;
 use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::handlers::check_leader_epoch;
 
-/// v1-v7. v2 adds isolation_level, v4 leader epochs, v6 flexible encoding, v7 MAX_TIMESTAMP
-/// (KIP-734). v8's EARLIEST_LOCAL (KIP-405) is not advertised yet.
-pub const VERSIONS: Versions = Versions::new(1, 7);
+/// v1-v10. v2 adds isolation_level, v4 leader epochs (current_leader_epoch checked, KIP-320),
+/// v6 flexible encoding, v7 MAX_TIMESTAMP (KIP-734), v8 EARLIEST_LOCAL (KIP-405), v9
+/// LATEST_TIERED (KIP-1005), v10 a timeout for remote-storage lookups (KIP-1075). Without
+/// tiered storage every segment is local: EARLIEST_LOCAL is the log start offset, LATEST_TIERED
+/// is offset -1 and timestamp -1 (nothing tiered), and nothing waits on v10's timeout, all as
+/// Kafka answers with remote storage disabled.
+pub const VERSIONS: Versions = Versions::new(1, 10);
 
 /// Special timestamps of the request (Kafka's ListOffsetsRequest constants).
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
@@ -42,10 +52,8 @@ pub async fn handle(
                         .with_partition_index(p.partition_index);
                     let found = image_topic
                         .as_ref()
-                        .ok_or(Error::UnknownTopicOrPartition)
-                        .and_then(|t| {
-                            lookup(broker, t, p.partition_index, p.timestamp, read_committed)
-                        });
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|t| lookup(broker, t, p, read_committed));
                     let (mut response, leader_epoch) = match found {
                         Ok((offset, timestamp, leader_epoch)) => (
                             response.with_offset(offset).with_timestamp(timestamp),
@@ -53,7 +61,7 @@ pub async fn handle(
                         ),
                         Err(e) => (
                             response
-                                .with_error_code(e.error_code())
+                                .with_error_code(e.code())
                                 .with_offset(-1)
                                 .with_timestamp(-1),
                             -1,
@@ -78,17 +86,18 @@ pub async fn handle(
 fn lookup(
     broker: &Arc<Broker>,
     topic: &TopicImage,
-    index: i32,
-    timestamp: i64,
+    request: &ListOffsetsPartition,
     read_committed: bool,
-) -> Result<(i64, i64, i32), Error> {
-    let partition = broker.partition(topic, index)?;
+) -> Result<(i64, i64, i32), ResponseError> {
+    let partition = broker
+        .partition(topic, request.partition_index)
+        .map_err(|e| e.code())?;
     let leader_epoch = topic
-        .partitions
-        .get(index as usize)
+        .partition(request.partition_index)
         .map(|p| p.leader_epoch)
         .unwrap_or(-1);
-    match timestamp {
+    check_leader_epoch(request.current_leader_epoch, leader_epoch)?;
+    let found = match request.timestamp {
         LATEST_TIMESTAMP => {
             let offset = if read_committed {
                 partition.last_stable_offset()
@@ -97,11 +106,19 @@ fn lookup(
             };
             Ok((offset, -1, leader_epoch))
         }
-        EARLIEST_TIMESTAMP => Ok((partition.log_start_offset(), -1, leader_epoch)),
-        MAX_TIMESTAMP => Ok(partition.max_timestamp_offset()?.unwrap_or((-1, -1, -1))),
-        ts if ts >= 0 => Ok(partition.offset_for_timestamp(ts)?.unwrap_or((-1, -1, -1))),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+            Ok((partition.log_start_offset(), -1, leader_epoch))
+        }
+        LATEST_TIERED_TIMESTAMP => Ok((-1, -1, -1)),
+        MAX_TIMESTAMP => partition
+            .max_timestamp_offset()
+            .map(|found| found.unwrap_or((-1, -1, -1))),
+        ts if ts >= 0 => partition
+            .offset_for_timestamp(ts)
+            .map(|found| found.unwrap_or((-1, -1, -1))),
         other => Err(Error::InvalidRequest(format!(
             "unsupported ListOffsets timestamp {other}"
         ))),
-    }
+    };
+    found.map_err(|e| e.code())
 }

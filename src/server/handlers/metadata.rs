@@ -18,10 +18,10 @@ use crate::metadata::image::{MetadataImage, TopicImage};
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::topic_name;
 
-/// v0-v12. v4 adds allow_auto_topic_creation, v8 authorized operations, v9 flexible, v10
-/// topic ids (KIP-516), v12 lookup by topic id. v13 (KIP-1102's top-level error) is not
-/// advertised yet.
-pub const VERSIONS: Versions = Versions::new(0, 12);
+/// v0-v13. v4 adds allow_auto_topic_creation, v8 authorized operations, v9 flexible, v10
+/// topic ids (KIP-516), v12 lookup by topic id, v13 a top-level error code (KIP-1102) whose
+/// only value, REBOOTSTRAP_REQUIRED, Kafka brokers leave to the client; it is always 0 here.
+pub const VERSIONS: Versions = Versions::new(0, 13);
 
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -64,6 +64,24 @@ pub fn resolve_topic(
     }
 }
 
+/// Kafka's Partition.checkCurrentLeaderEpoch: a client's view of the partition's leader epoch
+/// (KIP-320, Fetch v9+, ListOffsets v4+, OffsetForLeaderEpoch v2+) older than the leader's is
+/// FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH (this broker has not seen it yet); -1
+/// means the client does not know it and is not checked.
+pub fn check_leader_epoch(
+    current_leader_epoch: i32,
+    leader_epoch: i32,
+) -> Result<(), ResponseError> {
+    const NO_EPOCH: i32 = -1;
+    if current_leader_epoch == NO_EPOCH || current_leader_epoch == leader_epoch {
+        Ok(())
+    } else if current_leader_epoch < leader_epoch {
+        Err(ResponseError::FencedLeaderEpoch)
+    } else {
+        Err(ResponseError::UnknownLeaderEpoch)
+    }
+}
+
 /// A topic name for a response.
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -79,4 +97,23 @@ pub fn duplicate_names<'a>(names: impl IntoIterator<Item = &'a str>) -> indexmap
         .filter(|n| !seen.insert(*n))
         .map(str::to_string)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epoch_check_fences_older_and_defers_newer_epochs() {
+        assert_eq!(check_leader_epoch(-1, 4), Ok(()));
+        assert_eq!(check_leader_epoch(4, 4), Ok(()));
+        assert_eq!(
+            check_leader_epoch(3, 4),
+            Err(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            check_leader_epoch(5, 4),
+            Err(ResponseError::UnknownLeaderEpoch)
+        );
+    }
 }

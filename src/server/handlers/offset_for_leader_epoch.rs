@@ -14,14 +14,12 @@ use crate::broker::Broker;
 use crate::error::Error;
 use crate::metadata::image::TopicImage;
 use crate::server::dispatch::{RequestContext, Versions};
+use crate::server::handlers::check_leader_epoch;
 
 /// v2-v4, all Kafka 4 serves (KIP-896 removed v0-v1). v2 checks current_leader_epoch
 /// (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH), v3 adds replica_id (-1 from consumers; a
 /// single node has no followers, so every caller is answered as a consumer is), v4 flexible.
 pub const VERSIONS: Versions = Versions::new(2, 4);
-
-/// current_leader_epoch -1: the client does not know it; nothing to check.
-const NO_EPOCH: i32 = -1;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -81,14 +79,7 @@ fn end_offset(
         .partition(partition)
         .ok_or(ResponseError::UnknownTopicOrPartition)?
         .leader_epoch;
-    if current_leader_epoch != NO_EPOCH {
-        if current_leader_epoch < leader_epoch {
-            return Err(ResponseError::FencedLeaderEpoch);
-        }
-        if current_leader_epoch > leader_epoch {
-            return Err(ResponseError::UnknownLeaderEpoch);
-        }
-    }
+    check_leader_epoch(current_leader_epoch, leader_epoch)?;
     let log = broker.partition(topic, partition).map_err(|e| e.code())?;
     log.end_offset_for_epoch(requested, leader_epoch)
         .map_err(|e: Error| e.code())

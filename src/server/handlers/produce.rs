@@ -21,11 +21,14 @@ use crate::protocol::record_batch::{parse_header, validate_records, BATCH_HEADER
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::resolve_topic;
 
-/// v3-v13. v13 addresses topics by id (KIP-516). v10's leader hints (KIP-951) are only sent
+/// v3-v13 served, advertised from v0 as Kafka 4.1 does (KAFKA-18659): librdkafka before 2.11.1
+/// reads a Produce minimum above 0 as "no message format v2" and stops compressing
+/// (librdkafka #4956). A v0-v2 request is refused as Kafka refuses it, by closing the connection
+/// (dispatch's unsupported-version path; KIP-896 removed those versions). v13 addresses topics by id (KIP-516). v10's leader hints (KIP-951) are only sent
 /// with NOT_LEADER_OR_FOLLOWER, which a single node never returns. v11/v12 (KIP-890) change
 /// only transactional produce, which this broker refuses (INVALID_TXN_STATE) until it has a
 /// transaction coordinator: InitProducerId hands out producer ids to idempotent producers only.
-pub const VERSIONS: Versions = Versions::new(3, 13);
+pub const VERSIONS: Versions = Versions::new(3, 13).advertised_from(0);
 
 pub async fn handle(
     broker: &Arc<Broker>,
