@@ -26,6 +26,17 @@ async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
     response.topics[0].topic_id
 }
 
+/// A v1 (non-flexible) request header by hand: api key, version, correlation id and a null
+/// client id, for requests the crate cannot or must not encode.
+fn raw_header(api_key: i16, version: i16, correlation_id: i32) -> Vec<u8> {
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&api_key.to_be_bytes());
+    raw.extend_from_slice(&version.to_be_bytes());
+    raw.extend_from_slice(&correlation_id.to_be_bytes());
+    raw.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    raw
+}
+
 fn produce_request(
     topic: &str,
     topic_id: Uuid,
@@ -90,11 +101,7 @@ async fn api_versions_too_new_gets_unsupported_version_in_v0_layout() {
     client.send(4, &ApiVersionsRequest::default()).await;
     // Rewrite the version in the header to 99: send raw.
     let _ = client.read_frame().await;
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
-    raw.extend_from_slice(&99i16.to_be_bytes());
-    raw.extend_from_slice(&7i32.to_be_bytes());
-    raw.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    let mut raw = raw_header(ApiKey::ApiVersions as i16, 99, 7);
     raw.push(0); // no tagged fields
     client.send_raw(&raw).await;
     let mut frame = client.read_frame().await.expect("fallback response");
@@ -682,11 +689,7 @@ async fn produce_v0_to_v2_are_advertised_but_refused_as_kafka_4_1_does() {
     let broker = TestBroker::start().await;
     for version in 0..=2i16 {
         let mut client = broker.client().await;
-        let mut raw = Vec::new();
-        raw.extend_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
-        raw.extend_from_slice(&version.to_be_bytes());
-        raw.extend_from_slice(&1i32.to_be_bytes());
-        raw.extend_from_slice(&(-1i16).to_be_bytes());
+        let mut raw = raw_header(ApiKey::Produce as i16, version, 1);
         raw.extend_from_slice(&1i16.to_be_bytes()); // acks
         raw.extend_from_slice(&1000i32.to_be_bytes()); // timeout
         raw.extend_from_slice(&0i32.to_be_bytes()); // no topics
@@ -841,21 +844,13 @@ async fn bad_input_closes_only_that_connection() {
 
     // Unknown API key.
     let mut client = broker.client().await;
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&9999i16.to_be_bytes());
-    raw.extend_from_slice(&0i16.to_be_bytes());
-    raw.extend_from_slice(&1i32.to_be_bytes());
-    raw.extend_from_slice(&(-1i16).to_be_bytes());
+    let raw = raw_header(9999, 0, 1);
     client.send_raw(&raw).await;
     assert!(client.is_closed().await, "unknown api key");
 
     // Unsupported version of a known API.
     let mut client = broker.client().await;
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
-    raw.extend_from_slice(&1i16.to_be_bytes());
-    raw.extend_from_slice(&1i32.to_be_bytes());
-    raw.extend_from_slice(&(-1i16).to_be_bytes());
+    let raw = raw_header(ApiKey::Produce as i16, 1, 1);
     client.send_raw(&raw).await;
     assert!(client.is_closed().await, "unsupported version");
 
@@ -871,11 +866,7 @@ async fn bad_input_closes_only_that_connection() {
 
     // A body that does not decode: Metadata v12 with a garbage array length.
     let mut client = broker.client().await;
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&(ApiKey::Metadata as i16).to_be_bytes());
-    raw.extend_from_slice(&12i16.to_be_bytes());
-    raw.extend_from_slice(&1i32.to_be_bytes());
-    raw.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut raw = raw_header(ApiKey::Metadata as i16, 12, 1);
     raw.push(0);
     raw.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
     client.send_raw(&raw).await;

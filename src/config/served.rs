@@ -100,36 +100,35 @@ mod tests {
         parse_args(args, &[]).expect("valid Kafka config").config
     }
 
-    fn refusal(overrides: &[&str]) -> String {
-        check(&load(overrides))
-            .expect_err("must not start")
-            .to_string()
+    fn refusal(config: Config) -> String {
+        check(&config).expect_err("must not start").to_string()
+    }
+
+    /// Kafka 4's single-node layout (a client and a controller listener) plus `extra`.
+    fn standalone(extra: &str) -> Config {
+        load(&[
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "controller.listener.names=CONTROLLER",
+            extra,
+        ])
     }
 
     #[test]
     fn zero_config_and_a_quorum_of_this_node_alone_are_served() {
         assert!(check(&load(&[])).is_ok());
-        let standalone = [
-            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
-            "controller.listener.names=CONTROLLER",
-        ];
-        let with = |extra: &str| {
-            let mut v = standalone.to_vec();
-            v.push(extra);
-            check(&load(&v))
-        };
-        assert!(with("controller.quorum.voters=1@localhost:9093").is_ok());
+        assert!(check(&standalone("controller.quorum.voters=1@localhost:9093")).is_ok());
         // Kafka 4's shipped server.properties.
-        assert!(with("controller.quorum.bootstrap.servers=localhost:9093").is_ok());
+        assert!(check(&standalone(
+            "controller.quorum.bootstrap.servers=localhost:9093"
+        ))
+        .is_ok());
     }
 
     #[test]
     fn three_voters_stop_the_start_naming_the_key() {
-        let message = refusal(&[
-            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
-            "controller.listener.names=CONTROLLER",
+        let message = refusal(standalone(
             "controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093",
-        ]);
+        ));
         assert!(
             message.contains("controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093"),
             "{message}"
@@ -139,33 +138,26 @@ mod tests {
 
     #[test]
     fn a_quorum_without_this_node_or_with_other_servers_is_refused() {
-        let base = [
-            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
-            "controller.listener.names=CONTROLLER",
-        ];
-        let refuse = |extra: &str| {
-            let mut v = base.to_vec();
-            v.push(extra);
-            refusal(&v)
-        };
-        assert!(refuse("controller.quorum.voters=2@localhost:9093").contains("node.id=1"));
         assert!(
-            refuse("controller.quorum.bootstrap.servers=localhost:9093,b:9093")
-                .contains("controller.quorum.bootstrap.servers=")
+            refusal(standalone("controller.quorum.voters=2@localhost:9093")).contains("node.id=1")
         );
-        assert!(
-            refuse("controller.quorum.bootstrap.servers=other-host:9093")
-                .contains("controller.quorum.bootstrap.servers=")
-        );
+        assert!(refusal(standalone(
+            "controller.quorum.bootstrap.servers=localhost:9093,b:9093"
+        ))
+        .contains("controller.quorum.bootstrap.servers="));
+        assert!(refusal(standalone(
+            "controller.quorum.bootstrap.servers=other-host:9093"
+        ))
+        .contains("controller.quorum.bootstrap.servers="));
     }
 
     #[test]
     fn broker_only_and_controller_only_roles_are_refused() {
-        let message = refusal(&[
+        let message = refusal(load(&[
             "process.roles=broker",
             "controller.listener.names=CONTROLLER",
             "controller.quorum.voters=1@c1:9093",
-        ]);
+        ]));
         assert!(message.starts_with("Invalid configuration: process.roles=broker:"));
     }
 }

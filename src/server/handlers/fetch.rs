@@ -172,8 +172,9 @@ struct PartitionRead {
     key: SessionPartition,
     /// Kafka error code, 0 for none.
     error: i16,
-    /// The partition's leader and leader epoch, told with the errors that name them.
-    leader: (i32, i32),
+    /// The partition's leader and epoch, set with the errors that name them (KIP-951), else
+    /// Kafka's default (-1, -1).
+    current_leader: LeaderIdAndEpoch,
     /// The high watermark, LSO and log start offset told to the client.
     cached: CachedPartition,
     records: Bytes,
@@ -225,7 +226,7 @@ fn read_all(
             let mut read = PartitionRead {
                 key: key.clone(),
                 error: 0,
-                leader: (-1, -1),
+                current_leader: LeaderIdAndEpoch::default(),
                 cached: CachedPartition::new(asked.fetch_offset, asked.partition_max_bytes),
                 records: Bytes::new(),
             };
@@ -237,7 +238,6 @@ fn read_all(
                 }
             };
             if let Some(image_partition) = topic.partition(key.partition) {
-                read.leader = (image_partition.leader, image_partition.leader_epoch);
                 let checked = if from_follower {
                     Err(ResponseError::NotLeaderOrFollower)
                 } else {
@@ -245,6 +245,9 @@ fn read_all(
                 };
                 if let Err(code) = checked {
                     read.error = code.code();
+                    read.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(image_partition.leader))
+                        .with_leader_epoch(image_partition.leader_epoch);
                     return read;
                 }
             }
@@ -281,19 +284,13 @@ fn read_all(
         .collect()
 }
 
-/// The errors whose answer tells the partition's current leader (KIP-951).
-fn names_leader(error: i16) -> bool {
-    error == ResponseError::NotLeaderOrFollower.code()
-        || error == ResponseError::FencedLeaderEpoch.code()
-}
-
 /// The endpoints of the leaders named in `current_leader` hints (KIP-951's NodeEndpoints).
 fn leader_endpoints(broker: &Arc<Broker>, topics: &[FetchableTopicResponse]) -> Vec<NodeEndpoint> {
     let leaders: std::collections::BTreeSet<i32> = topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .filter(|p| names_leader(p.error_code))
         .map(|p| p.current_leader.leader_id.0)
+        .filter(|id| *id >= 0)
         .collect();
     let image = broker.image();
     leaders
@@ -338,10 +335,8 @@ fn build_topics(
             .with_aborted_transactions(read_committed.then(Vec::new))
             .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
             .with_records(Some(read.records));
-        if hints && names_leader(read.error) {
-            partition.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(read.leader.0))
-                .with_leader_epoch(read.leader.1);
+        if hints {
+            partition.current_leader = read.current_leader;
         }
         let same_topic = topics.last().is_some_and(|t| {
             if by_id {
