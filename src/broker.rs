@@ -19,16 +19,9 @@ use crate::log::log_manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::LogConfig;
 use crate::metadata::controller::{ControllerConfig, CreateTopic, MetadataController};
-use crate::metadata::image::{BrokerRegistration, MetadataImage, TopicImage};
+use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
 use crate::server::fetch_session::FetchSessionCache;
-
-/// An advertised endpoint of this broker, as Metadata and DescribeCluster report it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: i32,
-}
 
 /// One broker: what `sluice` runs, and what each black-box test starts on 127.0.0.1:0.
 #[derive(Debug)]
@@ -36,8 +29,9 @@ pub struct Broker {
     pub config: Config,
     pub node_id: i32,
     pub cluster_id: String,
-    /// Where clients are told to connect (advertised.listeners, with port 0 resolved).
-    pub endpoint: Endpoint,
+    /// Where clients are told to connect, one per broker listener (advertised.listeners, with
+    /// wildcard hosts and port 0 resolved to what was bound).
+    pub endpoints: Vec<BrokerEndpoint>,
     pub metadata: Arc<MetadataController>,
     pub logs: LogManager,
     pub clock: Arc<dyn Clock>,
@@ -58,11 +52,22 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// This broker's advertised endpoint on `listener`, if that listener is advertised.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+
+    /// The advertised endpoints for the log, `NAME://host:port` comma-separated.
+    pub fn advertised_endpoints(&self) -> String {
+        let all: Vec<String> = self.endpoints.iter().map(|e| e.to_string()).collect();
+        all.join(",")
+    }
+
     /// Opens storage (locking log.dirs, reading or writing meta.properties), starts the
     /// metadata quorum, and registers this broker in it.
     pub async fn start(
         config: Config,
-        bound: SocketAddr,
+        bound: &[(Arc<str>, SocketAddr)],
         disk: Arc<dyn Disk>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Broker>> {
@@ -84,12 +89,11 @@ impl Broker {
             cluster_id: cluster_id.clone(),
         })
         .await?;
-        let endpoint = advertised_endpoint(&config, bound);
+        let endpoints = advertised_endpoints(&config, bound);
         metadata
             .register_broker(BrokerRegistration {
                 node_id,
-                host: endpoint.host.clone(),
-                port: endpoint.port,
+                endpoints: endpoints.clone(),
                 rack: None,
             })
             .await?;
@@ -103,7 +107,7 @@ impl Broker {
             config,
             node_id,
             cluster_id,
-            endpoint,
+            endpoints,
             metadata,
             logs,
             clock,
@@ -240,27 +244,34 @@ impl Broker {
     }
 }
 
-/// advertised.listeners (or listeners) with an unspecified host or port 0 resolved to what the
-/// socket is bound to, so tests on 127.0.0.1:0 advertise the real port.
-fn advertised_endpoint(config: &Config, bound: SocketAddr) -> Endpoint {
-    let listener = config.advertised_broker_listeners().next();
-    let (host, port) = match listener {
-        Some(l) => (l.host.clone(), l.port),
-        None => (String::new(), 0),
-    };
-    let host = if host.is_empty() || host == "0.0.0.0" || host == "::" {
-        if bound.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            bound.ip().to_string()
-        }
-    } else {
-        host
-    };
-    let port = if port == 0 {
-        bound.port() as i32
-    } else {
-        port as i32
-    };
-    Endpoint { host, port }
+/// advertised.listeners (or listeners) of the broker listeners, each with an unspecified host
+/// or port 0 resolved to what its listener of the same name is bound to, so tests on
+/// 127.0.0.1:0 advertise the real port.
+fn advertised_endpoints(config: &Config, bound: &[(Arc<str>, SocketAddr)]) -> Vec<BrokerEndpoint> {
+    config
+        .advertised_broker_listeners()
+        .map(|l| {
+            let addr = bound
+                .iter()
+                .find(|(name, _)| **name == *l.name)
+                .map(|(_, addr)| *addr);
+            let host = match addr {
+                Some(addr) if l.is_wildcard_host() && !addr.ip().is_unspecified() => {
+                    addr.ip().to_string()
+                }
+                _ if l.is_wildcard_host() => "127.0.0.1".to_string(),
+                _ => l.host.clone(),
+            };
+            let port = match addr {
+                Some(addr) if l.port == 0 => addr.port(),
+                _ => l.port,
+            };
+            BrokerEndpoint {
+                name: l.name.clone(),
+                host,
+                port: i32::from(port),
+                security_protocol: l.security_protocol.id(),
+            }
+        })
+        .collect()
 }

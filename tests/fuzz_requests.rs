@@ -14,6 +14,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use kafka_protocol::records::Compression;
 use sluice::server::dispatch::{handle_frame, REGISTRY};
+use sluice::server::net::ListenerInfo;
 
 /// A small deterministic generator (xorshift64*), so a failure replays exactly.
 struct Rng(u64);
@@ -285,12 +286,16 @@ async fn mutated_and_random_frames_never_panic_and_lose_nothing() {
     let broker = TestBroker::start().await;
     let state = broker.server.as_ref().expect("running").broker.clone();
     let peer = "127.0.0.1:1".parse().expect("address");
+    let listener = ListenerInfo {
+        name: "PLAINTEXT".into(),
+        controller: false,
+    };
     // A stored record that must survive everything below.
     let produce = seeds()
         .into_iter()
         .find(|f| f[..2] == (ApiKey::Produce as i16).to_be_bytes())
         .expect("produce seed");
-    handle_frame(&state, produce, peer)
+    handle_frame(&state, produce, peer, &listener)
         .await
         .expect("valid produce");
     let seeds = seeds();
@@ -313,7 +318,7 @@ async fn mutated_and_random_frames_never_panic_and_lose_nothing() {
         // Ok(response) or Err(close the connection): both are fine; a panic fails the test.
         let outcome = tokio::time::timeout(
             std::time::Duration::from_millis(limit_ms),
-            handle_frame(&state, frame.clone(), peer),
+            handle_frame(&state, frame.clone(), peer, &listener),
         )
         .await;
         assert!(

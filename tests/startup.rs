@@ -160,6 +160,14 @@ fn kafka_listener_on_a_port_in_use_is_refused_naming_listeners() {
 }
 
 #[test]
+fn a_tls_listener_is_refused_never_served_as_plaintext() {
+    let work = workdir();
+    let value = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0";
+    let cause = "listener SSL uses security protocol SSL, which is not served yet";
+    refuses(work.path(), "listeners", value, cause);
+}
+
+#[test]
 fn http_listener_on_a_port_in_use_is_refused_naming_sluice_http_listener() {
     let work = workdir();
     let (_held, port) = occupied_port();

@@ -32,6 +32,16 @@ impl SecurityProtocol {
         }
     }
 
+    /// Kafka's numeric id (`SecurityProtocol.id`), as RegisterBrokerRecord stores it.
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
     /// Parses a protocol name case-insensitively, as `SecurityProtocol.forName` does.
     pub fn from_name(name: &str) -> Option<SecurityProtocol> {
         let upper = name.trim().to_ascii_uppercase();

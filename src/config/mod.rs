@@ -1688,18 +1688,27 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A broker for tests: one PLAINTEXT listener on 127.0.0.1 with an ephemeral port (call
-    /// [`Config::resolve_ephemeral_port`] after binding) and data under `data_dir`.
+    /// A broker for tests: one PLAINTEXT listener on 127.0.0.1 with an ephemeral port and data
+    /// under `data_dir`.
     pub fn for_test(data_dir: &Path) -> Config {
+        Self::for_test_with(data_dir, &[])
+    }
+
+    /// [`Config::for_test`] with Kafka properties set as `--override key=value` would (a
+    /// `listeners` given here replaces the test listener).
+    pub fn for_test_with(data_dir: &Path, overrides: &[(&str, &str)]) -> Config {
         let mut raw = Raw::new();
-        raw.insert(
-            "listeners".to_string(),
-            RawValue {
-                value: "PLAINTEXT://127.0.0.1:0".to_string(),
-                source: ConfigSource::Override,
-                origin: "Config::for_test".to_string(),
-            },
-        );
+        let listeners = ("listeners", "PLAINTEXT://127.0.0.1:0");
+        for (key, value) in std::iter::once(&listeners).chain(overrides) {
+            raw.insert(
+                key.to_string(),
+                RawValue {
+                    value: value.to_string(),
+                    source: ConfigSource::Override,
+                    origin: "Config::for_test".to_string(),
+                },
+            );
+        }
         let mut config = match build(&raw, None) {
             Ok((config, _)) => config,
             Err(e) => panic!("test configuration must be valid: {e}"),

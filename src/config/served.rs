@@ -1,9 +1,9 @@
 //! The configurations Sluice can honour today: a valid Kafka config that asks for what Sluice
 //! does not serve yet (a controller quorum of several nodes, a broker-only or controller-only
-//! node) stops the start with a message naming the key, instead of silently running as a
-//! cluster of one.
+//! node, a listener with TLS or SASL) stops the start with a message naming the key, instead of
+//! silently running as a cluster of one or serving plaintext where security was asked for.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, SecurityProtocol};
 
 /// Hosts that name this machine's loopback interface, as `controller.quorum.bootstrap.servers`
 /// of Kafka's shipped single-node `server.properties` (`localhost:9093`) does.
@@ -11,6 +11,7 @@ const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1", "[::1]", ""];
 
 /// Errs when `config` asks for something a single combined node cannot honour.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
+    check_listener_protocols(config)?;
     check_roles(config)?;
     check_voters(config)?;
     check_bootstrap_servers(config)
@@ -22,6 +23,36 @@ fn not_served(config: &Config, key: &str, reason: String) -> ConfigError {
         .and_then(|e| e.value.clone())
         .unwrap_or_default();
     ConfigError::Invalid(format!("{key}={value}: {reason}"))
+}
+
+/// Every listener is bound and served as its security protocol says, so one whose protocol is
+/// not PLAINTEXT cannot be served until TLS and SASL exist: never as plaintext.
+fn check_listener_protocols(config: &Config) -> Result<(), ConfigError> {
+    let Some(listener) = config
+        .listeners
+        .iter()
+        .find(|l| l.security_protocol != SecurityProtocol::Plaintext)
+    else {
+        return Ok(());
+    };
+    let mapped = if listener.name == listener.security_protocol.name() {
+        String::new()
+    } else {
+        format!(
+            " (listener.security.protocol.map maps {} to it)",
+            listener.name
+        )
+    };
+    Err(not_served(
+        config,
+        "listeners",
+        format!(
+            "listener {} uses security protocol {}{mapped}, which is not served yet: TLS and \
+             SASL are not implemented, and a listener is never served as plaintext in their \
+             place; use PLAINTEXT listeners",
+            listener.name, listener.security_protocol
+        ),
+    ))
 }
 
 fn check_roles(config: &Config) -> Result<(), ConfigError> {
@@ -159,5 +190,32 @@ mod tests {
             "controller.quorum.voters=1@c1:9093",
         ]));
         assert!(message.starts_with("Invalid configuration: process.roles=broker:"));
+    }
+
+    #[test]
+    fn a_tls_or_sasl_listener_is_refused_never_served_as_plaintext() {
+        let message = refusal(load(&["listeners=PLAINTEXT://:9092,SSL://:9093"]));
+        assert!(
+            message.contains(
+                "listeners=PLAINTEXT://:9092,SSL://:9093: listener SSL uses security protocol SSL"
+            ),
+            "{message}"
+        );
+        let message = refusal(load(&[
+            "listeners=PLAINTEXT://:9092,SECURE://:9094",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL",
+        ]));
+        assert!(
+            message.contains("listener SECURE uses security protocol SASL_SSL (listener.security.protocol.map maps SECURE to it)"),
+            "{message}"
+        );
+        // The apache/kafka image's layout: every listener PLAINTEXT.
+        assert!(check(&load(&[
+            "listeners=CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "advertised.listeners=PLAINTEXT_HOST://localhost:9092,PLAINTEXT://broker:19092",
+            "controller.listener.names=CONTROLLER",
+        ]))
+        .is_ok());
     }
 }

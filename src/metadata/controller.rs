@@ -651,6 +651,7 @@ fn spawn_leader_watch(raft: &Raft, image_tx: ImageSender) -> JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::records::BrokerEndpoint;
     use std::path::Path;
 
     fn config(dir: &Path) -> ControllerConfig {
@@ -664,8 +665,12 @@ mod tests {
     fn broker(node_id: i32) -> BrokerRegistration {
         BrokerRegistration {
             node_id,
-            host: "localhost".into(),
-            port: 9092,
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092,
+                security_protocol: 0,
+            }],
             rack: None,
         }
     }
@@ -912,7 +917,7 @@ mod tests {
         c.register_broker(broker(1)).await.expect("again");
         assert_eq!(c.image().last_applied_offset, offset);
         let mut moved = broker(1);
-        moved.port = 9093;
+        moved.endpoints[0].port = 9093;
         c.register_broker(moved.clone())
             .await
             .expect("new endpoint");

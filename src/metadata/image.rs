@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Error;
-pub use crate::metadata::records::BrokerRegistration;
+pub use crate::metadata::records::{BrokerEndpoint, BrokerRegistration};
 use crate::metadata::records::{ConfigResourceType, MetadataRecord};
 
 /// Kafka's Topic.MAX_NAME_LENGTH.
@@ -186,6 +186,17 @@ impl MetadataImage {
 
     pub fn broker(&self, node_id: i32) -> Option<&BrokerRegistration> {
         self.brokers.get(&node_id)
+    }
+
+    /// The brokers with an endpoint on `listener`, each with that endpoint: what a request
+    /// arriving on that listener is told (Kafka's MetadataCache.getAliveBrokerNodes(listener)).
+    pub fn brokers_on<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a BrokerEndpoint)> + 'a {
+        self.brokers
+            .values()
+            .filter_map(move |b| b.endpoint(listener).map(|e| (b, e)))
     }
 
     /// Dynamic configs of a broker resource ("" is the cluster-wide default).
@@ -629,8 +640,12 @@ mod tests {
         let reg = |port| {
             MetadataRecord::RegisterBroker(BrokerRegistration {
                 node_id: 1,
-                host: "localhost".into(),
-                port,
+                endpoints: vec![BrokerEndpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "localhost".into(),
+                    port,
+                    security_protocol: 0,
+                }],
                 rack: None,
             })
         };
@@ -638,7 +653,8 @@ mod tests {
             .try_apply(&[reg(9092), reg(9093)])
             .expect("apply");
         assert_eq!(image.brokers.len(), 1);
-        assert_eq!(image.broker(1).map(|b| b.port), Some(9093));
+        let endpoint = image.broker(1).and_then(|b| b.endpoint("PLAINTEXT"));
+        assert_eq!(endpoint.map(|e| e.port), Some(9093));
     }
 
     #[test]

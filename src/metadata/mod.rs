@@ -20,4 +20,4 @@ pub mod types;
 
 pub use controller::{ControllerConfig, CreateTopic, MetadataController};
 pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::{BrokerRegistration, ConfigResourceType, MetadataRecord};
+pub use records::{BrokerEndpoint, BrokerRegistration, ConfigResourceType, MetadataRecord};

@@ -9,16 +9,43 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A broker as registered with the controller (RegisterBrokerRecord). One advertised endpoint
-/// for now; more listeners come as a `#[serde(default)]` field.
+/// A broker as registered with the controller (RegisterBrokerRecord).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub node_id: i32,
+    /// One advertised endpoint per broker listener (RegisterBrokerRecord.EndPoints): a client
+    /// is told the endpoints of the listener its request arrived on. A registration written
+    /// before listeners were recorded reads as none; every start registers again.
+    #[serde(default)]
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+impl BrokerRegistration {
+    /// The endpoint of the listener named `listener` (upper-cased, as Kafka normalises it).
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+}
+
+/// One advertised listener of a broker (RegisterBrokerRecord's BrokerEndpoint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name, upper-cased.
+    pub name: String,
     /// Advertised host clients connect to.
     pub host: String,
     /// Advertised port (Metadata's INT32 port).
     pub port: i32,
-    pub rack: Option<String>,
+    /// Kafka's security protocol id (`SecurityProtocol.id`: PLAINTEXT 0, SSL 1,
+    /// SASL_PLAINTEXT 2, SASL_SSL 3).
+    pub security_protocol: i16,
+}
+
+impl fmt::Display for BrokerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.name, self.host, self.port)
+    }
 }
 
 /// What a ConfigRecord applies to (ConfigRecord.ResourceType; Kafka's ConfigResource.Type).
@@ -82,11 +109,13 @@ pub enum MetadataRecord {
 impl fmt::Display for MetadataRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetadataRecord::RegisterBroker(reg) => write!(
-                f,
-                "RegisterBroker(node_id={}, endpoint={}:{}, rack={:?})",
-                reg.node_id, reg.host, reg.port, reg.rack
-            ),
+            MetadataRecord::RegisterBroker(reg) => {
+                write!(f, "RegisterBroker(node_id={}, endpoints=[", reg.node_id)?;
+                for (i, e) in reg.endpoints.iter().enumerate() {
+                    write!(f, "{}{e}", if i == 0 { "" } else { "," })?;
+                }
+                write!(f, "], rack={:?})", reg.rack)
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 write!(f, "Topic(name={name}, topic_id={topic_id})")
             }
@@ -184,5 +213,20 @@ mod tests {
         let s = b.to_string();
         assert!(s.starts_with("[Topic(name=a"), "{s}");
         assert!(s.contains("RemoveTopic("), "{s}");
+    }
+
+    #[test]
+    fn a_registration_written_before_endpoints_reads_with_none() {
+        // The shape of RegisterBroker before listeners were recorded: one host and port.
+        let old = r#"{"RegisterBroker":{"node_id":1,"host":"localhost","port":9092,"rack":null}}"#;
+        let back: MetadataRecord = serde_json::from_str(old).expect("old logs stay readable");
+        assert_eq!(
+            back,
+            MetadataRecord::RegisterBroker(BrokerRegistration {
+                node_id: 1,
+                endpoints: vec![],
+                rack: None,
+            })
+        );
     }
 }

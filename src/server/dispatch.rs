@@ -27,6 +27,7 @@ use crate::server::handlers::{
     list_groups, offset_commit, offset_delete, offset_fetch, sync_group,
 };
 use crate::server::handlers::{describe_log_dirs, describe_topic_partitions};
+use crate::server::net::ListenerInfo;
 use crate::server::request_metrics;
 use tracing::Instrument;
 
@@ -111,12 +112,27 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     ),
 ];
 
+/// The APIs a controller listener serves. Kafka's controller listener answers the KRaft
+/// quorum's and the controller's own APIs (ApiMessageType's CONTROLLER listener type); until
+/// the quorum runs over the network, ApiVersions alone, so a client that reaches it (an admin
+/// client with `bootstrap.controllers`, KIP-919) learns at once that nothing else is there.
+const CONTROLLER_LISTENER_APIS: &[ApiKey] = &[ApiKey::ApiVersions];
+
 /// The versions of `api_key` this broker serves, if any.
 pub fn supported(api_key: ApiKey) -> Option<Versions> {
     REGISTRY
         .iter()
         .find(|(key, _)| *key == api_key)
         .map(|(_, versions)| *versions)
+}
+
+/// What a listener serves: every API of the registry on a broker listener, the controller's
+/// APIs on a controller listener.
+pub fn served_on(listener: &ListenerInfo) -> impl Iterator<Item = &'static (ApiKey, Versions)> {
+    let controller = listener.controller;
+    REGISTRY
+        .iter()
+        .filter(move |(key, _)| !controller || CONTROLLER_LISTENER_APIS.contains(key))
 }
 
 /// What a request carries besides its body.
@@ -127,6 +143,9 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: Option<StrBytes>,
     pub peer: SocketAddr,
+    /// The listener the request arrived on: Metadata, DescribeCluster and FindCoordinator
+    /// answer the endpoints of the listener of the same name, as Kafka does.
+    pub listener: ListenerInfo,
 }
 
 /// Why a connection must close. Logged once by the connection.
@@ -136,6 +155,8 @@ pub enum DispatchError {
     ShortHeader,
     #[error("unknown api key {0}")]
     UnknownApiKey(i16),
+    #[error("{api_key:?} is not served on controller listener {listener}")]
+    NotOnListener { api_key: ApiKey, listener: Arc<str> },
     #[error("unsupported version {version} of {api_key:?}")]
     UnsupportedVersion { api_key: ApiKey, version: i16 },
     #[error("could not decode {api_key:?} v{version}: {reason}")]
@@ -154,6 +175,7 @@ pub async fn handle_frame(
     broker: &Arc<Broker>,
     mut frame: Bytes,
     peer: SocketAddr,
+    listener: &ListenerInfo,
 ) -> Result<Option<Vec<Bytes>>, DispatchError> {
     if frame.len() < 8 {
         return Err(DispatchError::ShortHeader);
@@ -182,7 +204,14 @@ pub async fn handle_frame(
         correlation_id: header.correlation_id,
         client_id: header.client_id,
         peer,
+        listener: listener.clone(),
     };
+    if !served_on(listener).any(|(key, _)| *key == api_key) {
+        return Err(DispatchError::NotOnListener {
+            api_key,
+            listener: listener.name.clone(),
+        });
+    }
     if !supported.contains(api_version) {
         if api_key == ApiKey::ApiVersions {
             return api_versions::unsupported_version_response(&ctx).map(Some);
@@ -200,7 +229,7 @@ pub async fn handle_frame(
         version = api_version,
         correlation_id = ctx.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""),
-        listener = crate::server::net::client_listener_name(&broker.config),
+        listener = &*listener.name,
         peer = %peer,
     );
     let started = broker.clock.now();

@@ -31,7 +31,10 @@ use crate::log::log_manager::prepare_dir;
 #[derive(Debug)]
 pub struct Server {
     pub broker: Arc<Broker>,
+    /// The first client listener's address (what single-listener tests connect to).
     pub local_addr: SocketAddr,
+    /// Every listener of `listeners` with the address it is bound to, in configured order.
+    pub listener_addrs: Vec<(Arc<str>, SocketAddr)>,
     /// Where the operations HTTP listener is bound (`sluice.http.listener`), if enabled.
     pub http_addr: Option<SocketAddr>,
     http: Arc<http::HttpState>,
@@ -84,10 +87,20 @@ impl Server {
         clock: Arc<dyn Clock>,
         hooks: StartHooks,
     ) -> Result<Server> {
+        crate::config::served::check(&config).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         check_path_settings(&config)?;
         let http_listener = net::bind_http(&config).await?;
-        let listener = net::bind(&config).await?;
-        let local_addr = listener.local_addr()?;
+        let listeners = net::bind_all(&config).await?;
+        let mut bound = Vec::with_capacity(listeners.len());
+        for l in &listeners {
+            bound.push((l.info.name.clone(), l.socket.local_addr()?));
+        }
+        let local_addr = listeners
+            .iter()
+            .zip(&bound)
+            .find(|(l, _)| !l.info.controller)
+            .map(|(_, (_, addr))| *addr)
+            .expect("bind_all returns a client listener");
         let tasks = TaskTracker::new();
         let http_state = Arc::new(http::HttpState::default());
         let http_shutdown = CancellationToken::new();
@@ -113,7 +126,7 @@ impl Server {
         }
         report_previous_shutdown(&config, disk.as_ref());
         let (log_dirs_key, log_dirs_value) = config.log_dirs_setting();
-        let broker = Broker::start(config, local_addr, disk, clock)
+        let broker = Broker::start(config, &bound, disk, clock)
             .await
             .map_err(|e| match e {
                 Error::LogDir { source, .. } => {
@@ -121,7 +134,21 @@ impl Server {
                 }
                 e => e,
             })?;
-        tasks.spawn(accept_loop(listener, broker.clone(), tasks.clone()));
+        let connections = ConnectionLimits::new(&broker.config);
+        for listener in listeners {
+            tracing::info!(
+                listener = %listener.info.name,
+                addr = %listener.socket.local_addr()?,
+                controller = listener.info.controller,
+                "listening"
+            );
+            tasks.spawn(accept_loop(
+                listener,
+                broker.clone(),
+                connections.clone(),
+                tasks.clone(),
+            ));
+        }
         tasks.spawn(log_scheduler(broker.clone()));
         if broker.config.log_cleaner_enable {
             tasks.spawn(log_cleaner(broker.clone()));
@@ -133,12 +160,13 @@ impl Server {
             %local_addr,
             node_id = broker.node_id,
             cluster_id = %broker.cluster_id,
-            advertised = %format!("{}:{}", broker.endpoint.host, broker.endpoint.port),
+            advertised = %broker.advertised_endpoints(),
             "sluice broker started"
         );
         Ok(Server {
             broker,
             local_addr,
+            listener_addrs: bound,
             http_addr,
             http: http_state,
             http_shutdown,
@@ -221,16 +249,37 @@ fn report_previous_shutdown(config: &Config, disk: &dyn Disk) {
     }
 }
 
-/// Accepts connections until shutdown, bounded by max.connections and
+/// max.connections and max.connections.per.ip, shared by every listener as Kafka counts them.
+#[derive(Clone)]
+struct ConnectionLimits {
+    connections: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, i32>>>,
+}
+
+impl ConnectionLimits {
+    fn new(config: &Config) -> Self {
+        let max_connections = usize::try_from(config.max_connections.max(1)).unwrap_or(1);
+        ConnectionLimits {
+            connections: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+            per_ip: Arc::default(),
+        }
+    }
+}
+
+/// Accepts connections on one listener until shutdown, bounded by max.connections and
 /// max.connections.per.ip: a connection over a limit is closed at once with one log line.
-async fn accept_loop(listener: net::Listener, broker: Arc<Broker>, tasks: TaskTracker) {
-    let max_connections = usize::try_from(broker.config.max_connections.max(1)).unwrap_or(1);
-    let connections = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
-    let per_ip: Arc<Mutex<HashMap<IpAddr, i32>>> = Arc::default();
+async fn accept_loop(
+    listener: net::BoundListener,
+    broker: Arc<Broker>,
+    limits: ConnectionLimits,
+    tasks: TaskTracker,
+) {
+    let info = listener.info;
+    let listener_name: &str = &info.name;
     loop {
         let accepted = tokio::select! {
             _ = broker.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
+            accepted = listener.socket.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -241,7 +290,6 @@ async fn accept_loop(listener: net::Listener, broker: Arc<Broker>, tasks: TaskTr
                 continue;
             }
         };
-        let listener_name = net::client_listener_name(&broker.config);
         let rejected = |reason: &str| {
             broker
                 .metrics
@@ -249,14 +297,16 @@ async fn accept_loop(listener: net::Listener, broker: Arc<Broker>, tasks: TaskTr
                 .with_label_values(&[listener_name, reason])
                 .inc();
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "max.connections reached; closing new connection");
             rejected("max.connections");
             continue;
         };
-        let Some(ip_guard) =
-            PerIpGuard::acquire(&per_ip, peer.ip(), broker.config.max_connections_per_ip)
-        else {
+        let Some(ip_guard) = PerIpGuard::acquire(
+            &limits.per_ip,
+            peer.ip(),
+            broker.config.max_connections_per_ip,
+        ) else {
             tracing::warn!(%peer, "max.connections.per.ip reached; closing new connection");
             rejected("max.connections.per.ip");
             continue;
@@ -271,11 +321,12 @@ async fn accept_loop(listener: net::Listener, broker: Arc<Broker>, tasks: TaskTr
             .server_active_connections
             .with_label_values(&[listener_name]);
         let broker = broker.clone();
+        let info = info.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ip_guard = ip_guard;
             active.inc();
-            connection::serve(broker.clone(), stream, peer).await;
+            connection::serve(broker.clone(), stream, peer, info).await;
             active.dec();
         });
     }

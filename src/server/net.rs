@@ -1,6 +1,8 @@
 //! The networking seam: every socket the broker opens goes through here, so a simulator
 //! (turmoil) can replace these types without touching the rest (DESIGN.md).
 
+use std::sync::Arc;
+
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
@@ -9,35 +11,53 @@ use crate::error::{Error, Result};
 pub type Listener = TcpListener;
 pub type Stream = TcpStream;
 
-/// Binds the client listener: the first of `listeners` that is not a controller listener.
-/// A stock KRaft server.properties also names CONTROLLER://:9093; this broker's controller
-/// quorum has no network yet (a quorum of one), so that listener is not opened. A failure
-/// names the listener as configured (`listeners=PLAINTEXT://:9092`) and the OS's cause.
-pub async fn bind(config: &Config) -> Result<Listener> {
-    let listener = client_listener(config).ok_or_else(|| {
-        Error::InvalidConfig(format!(
+/// Which listener a connection was accepted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// Upper-cased listener name, as requests' contexts and metric labels carry it.
+    pub name: Arc<str>,
+    /// A controller listener (`controller.listener.names`) serves only the controller's APIs.
+    pub controller: bool,
+}
+
+/// One bound listener of `listeners`.
+#[derive(Debug)]
+pub struct BoundListener {
+    pub socket: Listener,
+    pub info: ListenerInfo,
+}
+
+/// Binds every listener of `listeners`, in order, as Kafka's SocketServer does: the client
+/// listeners and the controller listener. A failure names the listener as configured
+/// (`listeners=PLAINTEXT://:9092`) and the OS's cause; what was bound before it is dropped.
+pub async fn bind_all(config: &Config) -> Result<Vec<BoundListener>> {
+    if !config
+        .listeners
+        .iter()
+        .any(|l| !config.controller_listener_names.contains(&l.name))
+    {
+        return Err(Error::InvalidConfig(format!(
             "listeners={} names no client listener (each is in controller.listener.names)",
             config
                 .entry("listeners")
                 .and_then(|e| e.value.as_deref())
                 .unwrap_or("")
-        ))
-    })?;
-    bind_address(&listener.host, listener.port)
-        .await
-        .map_err(|e| Error::bind("listeners", listener, e))
-}
-/// The listener clients connect to: the first of `listeners` that is not a controller listener.
-pub fn client_listener(config: &Config) -> Option<&crate::config::Listener> {
-    config
-        .listeners
-        .iter()
-        .find(|l| !config.controller_listener_names.contains(&l.name))
-}
-
-/// The client listener's name, for metric labels and request spans.
-pub fn client_listener_name(config: &Config) -> &str {
-    client_listener(config).map_or("", |l| l.name.as_str())
+        )));
+    }
+    let mut bound = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let socket = bind_address(&listener.host, listener.port)
+            .await
+            .map_err(|e| Error::bind("listeners", listener, e))?;
+        bound.push(BoundListener {
+            socket,
+            info: ListenerInfo {
+                name: Arc::from(listener.name.as_str()),
+                controller: config.controller_listener_names.contains(&listener.name),
+            },
+        });
+    }
+    Ok(bound)
 }
 
 /// Binds the operations HTTP listener (`sluice.http.listener`), if enabled; an empty host

@@ -393,7 +393,7 @@ pub fn finish(broker: &Broker, ctx: &RequestContext, elapsed: Duration, allowed_
             version = ctx.api_version,
             correlation_id = ctx.correlation_id,
             client_id = ctx.client_id.as_deref().unwrap_or(""),
-            listener = crate::server::net::client_listener_name(&broker.config),
+            listener = &*ctx.listener.name,
             peer = %ctx.peer,
             elapsed_ms = elapsed.as_millis() as u64,
             threshold_ms = slow_ms,

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::broker::Broker;
 use crate::server::dispatch::{
-    encode_response_version, DispatchError, RequestContext, Versions, REGISTRY,
+    encode_response_version, served_on, DispatchError, RequestContext, Versions,
 };
 
 /// v0-v4. v3 adds the flexible encoding and the client software fields (KIP-511); v4 only
@@ -18,12 +18,12 @@ pub const VERSIONS: Versions = Versions::new(0, 4);
 
 pub async fn handle(
     _broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(advertised())
+        .with_api_keys(advertised(ctx))
 }
 
 /// KIP-511: a client that asks with a version newer than ours gets UNSUPPORTED_VERSION and
@@ -31,13 +31,13 @@ pub async fn handle(
 pub fn unsupported_version_response(ctx: &RequestContext) -> Result<Vec<Bytes>, DispatchError> {
     let response = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(advertised());
+        .with_api_keys(advertised(ctx));
     encode_response_version(ctx, &response, 0)
 }
 
-fn advertised() -> Vec<ApiVersion> {
-    REGISTRY
-        .iter()
+/// What the request's listener serves (a controller listener serves only the controller's).
+fn advertised(ctx: &RequestContext) -> Vec<ApiVersion> {
+    served_on(&ctx.listener)
         .map(|(key, versions)| {
             ApiVersion::default()
                 .with_api_key(*key as i16)

@@ -44,13 +44,12 @@ pub async fn handle(
     }
     let image = broker.image();
     let brokers = image
-        .brokers
-        .values()
-        .map(|b| {
+        .brokers_on(&ctx.listener.name)
+        .map(|(b, endpoint)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();

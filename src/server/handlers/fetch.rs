@@ -149,7 +149,7 @@ pub async fn handle(
         hints,
     ));
     if hints {
-        response.node_endpoints = leader_endpoints(broker, &response.responses);
+        response.node_endpoints = leader_endpoints(broker, &ctx.listener.name, &response.responses);
     }
     if sessions {
         response.session_id = session_id;
@@ -285,7 +285,11 @@ fn read_all(
 }
 
 /// The endpoints of the leaders named in `current_leader` hints (KIP-951's NodeEndpoints).
-fn leader_endpoints(broker: &Arc<Broker>, topics: &[FetchableTopicResponse]) -> Vec<NodeEndpoint> {
+fn leader_endpoints(
+    broker: &Arc<Broker>,
+    listener: &str,
+    topics: &[FetchableTopicResponse],
+) -> Vec<NodeEndpoint> {
     let leaders: std::collections::BTreeSet<i32> = topics
         .iter()
         .flat_map(|t| t.partitions.iter())
@@ -293,14 +297,14 @@ fn leader_endpoints(broker: &Arc<Broker>, topics: &[FetchableTopicResponse]) -> 
         .filter(|id| *id >= 0)
         .collect();
     let image = broker.image();
-    leaders
-        .into_iter()
-        .filter_map(|id| image.brokers.get(&id))
-        .map(|b| {
+    image
+        .brokers_on(listener)
+        .filter(|(b, _)| leaders.contains(&b.node_id))
+        .map(|(b, endpoint)| {
             NodeEndpoint::default()
                 .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect()

@@ -36,7 +36,7 @@ pub async fn handle(
     if ctx.api_version >= 4 {
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in request.coordinator_keys {
-            let found = find(broker, request.key_type).await;
+            let found = find(broker, &ctx.listener.name, request.key_type).await;
             coordinators.push(
                 Coordinator::default()
                     .with_key(key)
@@ -54,7 +54,7 @@ pub async fn handle(
     } else {
         KEY_TYPE_GROUP
     };
-    let found = find(broker, key_type).await;
+    let found = find(broker, &ctx.listener.name, key_type).await;
     let mut response = FindCoordinatorResponse::default()
         .with_error_code(error_code(found.error))
         .with_node_id(BrokerId(found.node_id))
@@ -70,7 +70,7 @@ fn error_code(e: Option<ResponseError>) -> i16 {
     e.map(|e| e.code()).unwrap_or(0)
 }
 
-async fn find(broker: &Broker, key_type: i8) -> Found {
+async fn find(broker: &Broker, listener: &str, key_type: i8) -> Found {
     let missing = |error: ResponseError, message: &str| Found {
         error: Some(error),
         message: Some(message.to_string()),
@@ -88,12 +88,20 @@ async fn find(broker: &Broker, key_type: i8) -> Found {
                     "The coordinator is not available.",
                 );
             }
-            Found {
-                error: None,
-                message: None,
-                node_id: broker.node_id,
-                host: broker.endpoint.host.clone(),
-                port: broker.endpoint.port,
+            // The coordinator as this listener reaches it; a listener that is not advertised
+            // has no coordinator endpoint to give (Kafka answers COORDINATOR_NOT_AVAILABLE).
+            match broker.endpoint(listener) {
+                Some(endpoint) => Found {
+                    error: None,
+                    message: None,
+                    node_id: broker.node_id,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port,
+                },
+                None => missing(
+                    ResponseError::CoordinatorNotAvailable,
+                    "The coordinator is not available.",
+                ),
             }
         }
         // No transaction coordinator exists yet. COORDINATOR_NOT_AVAILABLE would make clients

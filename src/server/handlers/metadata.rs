@@ -76,22 +76,22 @@ pub async fn handle(
         OPERATIONS_OMITTED
     };
     MetadataResponse::default()
-        .with_brokers(brokers(&image))
+        .with_brokers(brokers(&image, &ctx.listener.name))
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
 }
 
-pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// The brokers as the request's listener reaches them.
+pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
-        .brokers
-        .values()
-        .map(|b| {
+        .brokers_on(listener)
+        .map(|(b, endpoint)| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect()
