@@ -1188,7 +1188,7 @@ impl GroupCoordinator {
                     if self.can_downgrade(g, &leaving) {
                         if let Some(d) = self.downgrade(&mut inner, &id, &leaving, &topics, now) {
                             tracing::info!(group = %id, member = %leaving, "consumer group member expired");
-                            downgrades.push((id, d));
+                            downgrades.push((id, d, leaving));
                         }
                         continue;
                     }
@@ -1210,10 +1210,9 @@ impl GroupCoordinator {
                 self.restore_consumer_group(&group_id, Some(before), None);
             }
         }
-        for (group_id, (writes, group)) in downgrades {
+        for (group_id, downgrade, leaving) in downgrades {
             let settings = self.consumer_settings.clone();
-            let leaving = String::new();
-            self.finish_downgrade(broker, &group_id, (writes, group), leaving, &settings)
+            self.finish_downgrade(broker, &group_id, downgrade, leaving, &settings)
                 .await;
         }
     }
