@@ -408,9 +408,8 @@ impl ConsumerGroup {
         if self.members.contains_key(member_id) {
             return Ok(false);
         }
-        if !unknown {
-            return Err(ResponseError::UnknownMemberId);
-        }
+        // A member id the group does not know yet joins too: the one MEMBER_ID_REQUIRED
+        // handed out (a consumer group keeps no pending ids, as Kafka's).
         self.members.insert(
             member_id.to_string(),
             ConsumerMember::new(member_id.to_string(), now_ms, settings),
@@ -915,6 +914,10 @@ mod tests {
         let fresh = g.classic_join(&classic_join("", &[]), &t, &s, 0);
         assert_eq!(fresh.error, Some(ResponseError::MemberIdRequired));
         assert_eq!(fresh.member_id, "-new");
+        // It joins with the id it was handed.
+        let joined = g.classic_join(&classic_join("-new", &[]), &t, &s, 0);
+        assert_eq!(joined.error, None);
+        assert!(g.members["-new"].uses_classic_protocol());
         assert_eq!(g.classic_leave("c2", None), Ok("c2".to_string()));
         assert!(!g.members.contains_key("c2"));
     }
