@@ -151,6 +151,13 @@ impl Inner {
     }
 }
 
+/// A downgrade applied in memory: the records that store it, and the consumer group it
+/// replaced (put back if they cannot be stored).
+struct Downgrade {
+    writes: Vec<(Bytes, Option<Bytes>)>,
+    group: ConsumerGroup,
+}
+
 /// A KIP-848 group as ConsumerGroupDescribe reports it.
 #[derive(Clone, Debug)]
 pub struct ConsumerGroupDescription {
@@ -524,7 +531,7 @@ impl GroupCoordinator {
         leaving: &str,
         topics: &Topics,
         now: Now,
-    ) -> Option<(Vec<(Bytes, Option<Bytes>)>, ConsumerGroup)> {
+    ) -> Option<Downgrade> {
         let group = inner.consumer_groups.shift_remove(group_id)?;
         let classic = inner
             .groups
@@ -539,7 +546,7 @@ impl GroupCoordinator {
             records::group_key(group_id),
             Some(records::group_value(&value)),
         ));
-        Some((writes, group))
+        Some(Downgrade { writes, group })
     }
 
     /// Stores a downgrade's records (the caller holds the write lock) and answers the
@@ -548,7 +555,7 @@ impl GroupCoordinator {
         &self,
         broker: &Broker,
         group_id: &str,
-        (writes, group): (Vec<(Bytes, Option<Bytes>)>, ConsumerGroup),
+        Downgrade { writes, group }: Downgrade,
         leaving: String,
         settings: &consumer::Settings,
     ) -> HeartbeatResult {
