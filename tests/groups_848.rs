@@ -19,6 +19,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use sluice::config::ConsumerGroupMigrationPolicy;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -299,8 +300,16 @@ async fn offset_commit_and_fetch_v9_check_the_member_epoch() {
 
 #[tokio::test]
 async fn list_and_describe_groups_see_consumer_groups_and_protocols_exclude_each_other() {
-    let b = broker().await;
+    // Without online migration (KIP-848's group.consumer.migration.policy=disabled) a group
+    // with members keeps its protocol.
+    let b = TestBroker::start_with(|c| {
+        c.offsets_topic_num_partitions = 3;
+        c.group_initial_rebalance_delay_ms = 0;
+        c.group_consumer_migration_policy = ConsumerGroupMigrationPolicy::Disabled;
+    })
+    .await;
     let mut c = b.client().await;
+    assert_eq!(create_topic(&mut c, "t", 4).await.topics[0].error_code, 0);
     assert_eq!(heartbeat(&mut c, 1, &join("cg", "m1")).await.error_code, 0);
     let r: ListGroupsResponse = c.call(5, &ListGroupsRequest::default()).await;
     let g = r
@@ -332,7 +341,9 @@ async fn list_and_describe_groups_see_consumer_groups_and_protocols_exclude_each
         r.groups[0].error_message.as_deref(),
         Some("Group cg is not a classic group.")
     );
-    // A classic JoinGroup cannot use the id of a consumer group with members.
+    // A classic JoinGroup whose metadata is no consumer protocol subscription cannot join a
+    // consumer group with members (Kafka takes well-formed ones in as classic members under
+    // every policy; groups_migration.rs covers those).
     let join_classic = JoinGroupRequest::default()
         .with_group_id(gid("cg"))
         .with_session_timeout_ms(10_000)
@@ -342,7 +353,9 @@ async fn list_and_describe_groups_see_consumer_groups_and_protocols_exclude_each
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(s("range"))
             .with_metadata(Bytes::from_static(b"x"))]);
-    let r: JoinGroupResponse = c.call(9, &join_classic).await;
+    // v3: joins in one round (v4+ first hands out a member id, as Kafka does before it
+    // reads the subscription).
+    let r: JoinGroupResponse = c.call(3, &join_classic).await;
     assert_eq!(
         r.error_code,
         ResponseError::InconsistentGroupProtocol.code()
@@ -368,6 +381,16 @@ async fn list_and_describe_groups_see_consumer_groups_and_protocols_exclude_each
     assert_eq!(r.results[0].error_code, 0);
     let d = describe(&mut c, 0, "cg").await;
     assert_eq!(d.error_code, ResponseError::GroupIdNotFound.code());
+    // ConsumerGroupHeartbeat cannot use the id of a classic group with members.
+    let join_classic = join_classic.with_group_id(gid("classic"));
+    let r: JoinGroupResponse = c.call(3, &join_classic).await;
+    assert_eq!(r.error_code, 0);
+    let r = heartbeat(&mut c, 1, &join("classic", "m1")).await;
+    assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Group classic is not a consumer group.")
+    );
 }
 
 #[tokio::test]

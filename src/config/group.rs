@@ -9,6 +9,50 @@ use indexmap::IndexMap;
 
 use super::Config;
 
+/// `group.consumer.migration.policy` (Kafka's ConsumerGroupMigrationPolicy, KIP-848): whether
+/// a classic group with members may be upgraded to a consumer group when a consumer-protocol
+/// member joins, and a consumer group downgraded when its last consumer-protocol member
+/// leaves. Parsed case-insensitively, as Kafka's CaseInsensitiveValidString.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerGroupMigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl ConsumerGroupMigrationPolicy {
+    /// Kafka's names, in its order.
+    pub const NAMES: [&'static str; 4] = ["bidirectional", "upgrade", "downgrade", "disabled"];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(Self::Bidirectional),
+            "upgrade" => Some(Self::Upgrade),
+            "downgrade" => Some(Self::Downgrade),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bidirectional => "bidirectional",
+            Self::Upgrade => "upgrade",
+            Self::Downgrade => "downgrade",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn is_upgrade_enabled(self) -> bool {
+        matches!(self, Self::Bidirectional | Self::Upgrade)
+    }
+
+    pub fn is_downgrade_enabled(self) -> bool {
+        matches!(self, Self::Bidirectional | Self::Downgrade)
+    }
+}
+
 /// Each group config with the broker key that supplies its default.
 const GROUP_CONFIGS: &[(&str, &str)] = &[
     (
@@ -115,6 +159,25 @@ mod tests {
     use super::*;
 
     use crate::config::string_map as map;
+
+    #[test]
+    fn each_migration_policy_enables_its_directions() {
+        use ConsumerGroupMigrationPolicy as P;
+        let table = [
+            (P::Bidirectional, true, true),
+            (P::Upgrade, true, false),
+            (P::Downgrade, false, true),
+            (P::Disabled, false, false),
+        ];
+        for (policy, upgrade, downgrade) in table {
+            assert_eq!(policy.is_upgrade_enabled(), upgrade, "{policy:?}");
+            assert_eq!(policy.is_downgrade_enabled(), downgrade, "{policy:?}");
+            assert_eq!(P::parse(policy.name()), Some(policy));
+            assert_eq!(P::parse(&policy.name().to_uppercase()), Some(policy));
+        }
+        assert_eq!(P::parse("both"), None);
+        assert_eq!(P::parse(""), None);
+    }
 
     #[test]
     fn overrides_lay_over_the_broker_values() {

@@ -61,6 +61,7 @@ pub use dynamic::{
 };
 pub use group::{
     group_config_broker_key, group_config_names, group_timeouts, validate_group_configs,
+    ConsumerGroupMigrationPolicy,
 };
 pub use kafka_names::{
     classify_kafka_key, is_sensitive_config, KafkaKeyKind, KAFKA_ACCEPTED_CONFIG_PREFIXES,
@@ -388,6 +389,9 @@ pub struct Config {
     pub group_consumer_max_size: i32,
     /// `group.consumer.assignors` (uniform,range).
     pub group_consumer_assignors: Vec<String>,
+    /// `group.consumer.migration.policy` (bidirectional): which online conversions between
+    /// the classic and the consumer protocol a group with members may make (KIP-848).
+    pub group_consumer_migration_policy: ConsumerGroupMigrationPolicy,
 
     // --- transactions and producer state ---
     /// `transaction.state.log.num.partitions` (50).
@@ -1274,6 +1278,18 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
             format!("String must be one of: consumer, classic ({bad})"),
         ));
     }
+    let migration_value = r.string("group.consumer.migration.policy", "bidirectional");
+    let group_consumer_migration_policy = ConsumerGroupMigrationPolicy::parse(&migration_value)
+        .ok_or_else(|| {
+            r.invalid(
+                "group.consumer.migration.policy",
+                &migration_value,
+                format!(
+                    "String must be one of (case insensitive): {}",
+                    ConsumerGroupMigrationPolicy::NAMES.join(", ")
+                ),
+            )
+        })?;
 
     let config = Config {
         node_id,
@@ -1448,6 +1464,7 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
         group_consumer_assignors: parse_list(
             &r.string("group.consumer.assignors", "uniform,range"),
         ),
+        group_consumer_migration_policy,
         transaction_state_log_num_partitions: r.int(
             "transaction.state.log.num.partitions",
             50,

@@ -938,3 +938,39 @@ fn sluice_operations_keys_reject_bad_values() {
         );
     }
 }
+
+#[test]
+fn migration_policy_is_served_case_insensitively_and_defaults_to_bidirectional() {
+    let loaded = load(&[], &[]).unwrap();
+    assert_eq!(
+        loaded.config.group_consumer_migration_policy,
+        ConsumerGroupMigrationPolicy::Bidirectional
+    );
+    for (value, policy) in [
+        ("bidirectional", ConsumerGroupMigrationPolicy::Bidirectional),
+        ("UPGRADE", ConsumerGroupMigrationPolicy::Upgrade),
+        ("Downgrade", ConsumerGroupMigrationPolicy::Downgrade),
+        ("disabled", ConsumerGroupMigrationPolicy::Disabled),
+    ] {
+        let kv = format!("group.consumer.migration.policy={value}");
+        let loaded = load(&["--override", &kv], &[]).unwrap();
+        assert_eq!(loaded.config.group_consumer_migration_policy, policy);
+        // Served: not in the "accepted but not used" warning any more.
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn invalid_migration_policy_stops_the_start_naming_the_key() {
+    let err = load(
+        &["--override", "group.consumer.migration.policy=sideways"],
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Invalid value sideways for configuration group.consumer.migration.policy: String must \
+         be one of (case insensitive): bidirectional, upgrade, downgrade, disabled \
+         (--override group.consumer.migration.policy)"
+    );
+}

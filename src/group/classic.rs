@@ -1113,6 +1113,103 @@ impl Group {
     }
 }
 
+/// The two ends of KIP-848's online migration (migration.rs drives them): the classic group
+/// hands its members over to a consumer group, or takes them back from one.
+impl Group {
+    /// Upgrade: the members move to the consumer group. Joins and syncs still waiting are
+    /// told REBALANCE_IN_PROGRESS so they rejoin, now into the consumer group (Kafka's
+    /// convertToConsumerGroup). What stays is an Empty entry holding the offsets.
+    pub fn hand_over_members(&mut self, now: Now) {
+        for m in self.members.values_mut() {
+            m.fail(ResponseError::RebalanceInProgress);
+        }
+        self.members.clear();
+        self.static_members.clear();
+        self.pending_members.clear();
+        self.pending_sync.clear();
+        self.initial_delay = None;
+        self.protocol_name = None;
+        self.leader_id = None;
+        self.metadata_dirty = false;
+        self.transition(GroupState::Empty, now);
+    }
+
+    /// Downgrade: the classic members of a consumer group become this group's, Stable at
+    /// `generation_id` (the consumer group's epoch) with their target assignments, as Kafka's
+    /// ClassicGroup.fromConsumerGroup. The caller sets their assignments, stores the group
+    /// and then starts the rebalance with [`Group::rebalance_after_downgrade`].
+    pub fn take_over_members(
+        &mut self,
+        generation_id: i32,
+        members: Vec<MigratedMember>,
+        now: Now,
+    ) {
+        self.hand_over_members(now);
+        self.protocol_type = Some("consumer".to_string());
+        self.generation_id = generation_id;
+        for m in members {
+            if let Some(instance) = &m.group_instance_id {
+                self.static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            let member = Member {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocol_type: "consumer".to_string(),
+                protocols: m.protocols,
+                assignment: Bytes::new(),
+                api_version: 0,
+                awaiting_join: None,
+                awaiting_sync: None,
+                heartbeat_deadline_ms: now.mono_ms + m.session_timeout_ms as i64,
+            };
+            self.members.insert(m.member_id, member);
+        }
+        self.leader_id = self.members.keys().next().cloned();
+        self.protocol_name = self.select_protocol();
+        self.transition(GroupState::Stable, now);
+    }
+
+    /// Sets a migrated member's assignment (the consumer protocol's bytes for the selected
+    /// protocol's version).
+    pub fn set_assignment(&mut self, member_id: &str, assignment: Bytes) {
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.assignment = assignment;
+        }
+    }
+
+    /// The metadata a member sent for the selected protocol.
+    pub fn member_metadata(&self, member_id: &str) -> Bytes {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        self.members
+            .get(member_id)
+            .map(|m| m.metadata_for(&protocol))
+            .unwrap_or_default()
+    }
+
+    /// Kafka rebalances a group downgraded because a member left: the classic members are
+    /// told REBALANCE_IN_PROGRESS on their next heartbeat and rejoin.
+    pub fn rebalance_after_downgrade(&mut self, limits: Limits, now: Now) {
+        self.prepare_rebalance(limits, now);
+    }
+}
+
+/// A classic member of a consumer group as the downgrade hands it to the classic group.
+#[derive(Clone, Debug)]
+pub struct MigratedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+}
+
 /// The topics of a ConsumerProtocolSubscription (any version: they come first).
 fn parse_subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
     let mut b = metadata;

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::group::assignor::{Assignment, Assignor, MemberSpec};
 use crate::group::records::{
-    ConsumerGroupCurrentMemberAssignmentValue, ConsumerGroupMemberMetadataValue,
-    ConsumerGroupMetadataValue, OffsetsRecord,
+    ClassicMemberMetadata, ConsumerGroupCurrentMemberAssignmentValue,
+    ConsumerGroupMemberMetadataValue, ConsumerGroupMetadataValue, OffsetsRecord,
 };
 
 /// ConsumerGroupHeartbeat's member epoch of a leaving member.
@@ -146,11 +146,11 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
-    regex: Option<regex::Regex>,
+    pub(super) regex: Option<regex::Regex>,
     /// Kafka resolves a new regex asynchronously, so the heartbeat that sets it is answered
     /// with the literal names only and the matches count from the next heartbeat of the group
     /// (librdkafka's 0045 test expects exactly that order).
-    regex_resolved: bool,
+    pub(super) regex_resolved: bool,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
@@ -159,12 +159,16 @@ pub struct ConsumerMember {
     pub assigned: Assignment,
     /// Partitions it was told to give up and has not confirmed yet; still its own until then.
     pub pending_revocation: Assignment,
-    session_deadline_ms: i64,
+    /// Set for a member that uses the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// inside this group, as KIP-848's online migration lets it: its session timeout and the
+    /// protocols it joined with.
+    pub classic: Option<ClassicMemberMetadata>,
+    pub(super) session_deadline_ms: i64,
     revocation_deadline_ms: i64,
 }
 
 impl ConsumerMember {
-    fn new(member_id: String, now_ms: i64, settings: &Settings) -> Self {
+    pub(super) fn new(member_id: String, now_ms: i64, settings: &Settings) -> Self {
         ConsumerMember {
             member_id,
             instance_id: None,
@@ -182,18 +186,33 @@ impl ConsumerMember {
             state: MemberState::Stable,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
+            classic: None,
             session_deadline_ms: now_ms + settings.session_timeout_ms as i64,
             revocation_deadline_ms: i64::MAX,
         }
     }
 
-    fn owns(&self, topic: &Uuid, partition: i32) -> bool {
+    /// Whether the member speaks the classic protocol (KIP-848 migration).
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
+    }
+
+    /// A classic member's session is its JoinGroup's session timeout; a consumer-protocol
+    /// member's is the group's `group.consumer.session.timeout.ms`.
+    pub(super) fn session_timeout_ms(&self, settings: &Settings) -> i64 {
+        match &self.classic {
+            Some(c) => c.session_timeout_ms.max(0) as i64,
+            None => settings.session_timeout_ms as i64,
+        }
+    }
+
+    pub(super) fn owns(&self, topic: &Uuid, partition: i32) -> bool {
         let has = |a: &Assignment| a.get(topic).is_some_and(|ps| ps.contains(&partition));
         has(&self.assigned) || has(&self.pending_revocation)
     }
 
     /// Topic ids the member's names and regex resolve to now.
-    fn subscribed_ids(&self, topics: &Topics) -> BTreeSet<Uuid> {
+    pub(super) fn subscribed_ids(&self, topics: &Topics) -> BTreeSet<Uuid> {
         let mut ids: BTreeSet<Uuid> = self
             .subscribed_topic_names
             .iter()
@@ -307,6 +326,20 @@ pub struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// Re-resolves the subscribed topics; true (a group epoch bump is due) if their metadata
+    /// hash changed.
+    pub(super) fn refresh_subscribed_metadata(&mut self, topics: &Topics) -> bool {
+        self.subscribed_metadata = self.resolve_metadata(topics);
+        let hash = metadata_hash(&self.subscribed_metadata);
+        if hash == self.metadata_hash {
+            return false;
+        }
+        self.metadata_hash = hash;
+        true
+    }
+}
+
+impl ConsumerGroup {
     pub fn new(group_id: String, settings: &Settings) -> Self {
         ConsumerGroup {
             group_id,
@@ -386,12 +419,7 @@ impl ConsumerGroup {
         }
         // One bump for whatever changed: a member, a subscription, or the subscribed topics.
         bump |= self.update_member(&member_id, &req, regex, settings, now_ms) || joined;
-        self.subscribed_metadata = self.resolve_metadata(topics);
-        let hash = metadata_hash(&self.subscribed_metadata);
-        if hash != self.metadata_hash {
-            self.metadata_hash = hash;
-            bump = true;
-        }
+        bump |= self.refresh_subscribed_metadata(topics);
         if bump {
             self.group_epoch += 1;
         }
@@ -601,7 +629,7 @@ impl ConsumerGroup {
 
     /// The assignor most members ask for (Kafka's ConsumerGroup.computePreferredServerAssignor),
     /// else the first of `group.consumer.assignors`.
-    fn preferred_assignor(&self, settings: &Settings) -> Assignor {
+    pub(super) fn preferred_assignor(&self, settings: &Settings) -> Assignor {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
             if let Some(a) = m.server_assignor.as_deref() {
@@ -616,7 +644,7 @@ impl ConsumerGroup {
             .unwrap_or(Assignor::Uniform)
     }
 
-    fn compute_target(&mut self, topics: &Topics, settings: &Settings) {
+    pub(super) fn compute_target(&mut self, topics: &Topics, settings: &Settings) {
         self.assignor = self.preferred_assignor(settings);
         let specs: Vec<MemberSpec> = self
             .members
@@ -631,14 +659,14 @@ impl ConsumerGroup {
         self.assignment_epoch = self.group_epoch;
     }
 
-    fn owned_by_other(&self, member_id: &str, topic: &Uuid, partition: i32) -> bool {
+    pub(super) fn owned_by_other(&self, member_id: &str, topic: &Uuid, partition: i32) -> bool {
         self.members
             .values()
             .any(|m| m.member_id != member_id && m.owns(topic, partition))
     }
 
     /// Kafka's CurrentAssignmentBuilder: moves the member one step towards its target.
-    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now_ms: i64) {
+    pub(super) fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now_ms: i64) {
         let Some(m) = self.members.get(member_id) else {
             return;
         };
@@ -812,14 +840,24 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ResponseError::UnknownMemberId)?;
-        if api_version < 9 {
-            // Members of the consumer protocol must use OffsetCommit v9+.
+        if api_version < 9 && !member.uses_classic_protocol() {
+            // Members of the consumer protocol must use OffsetCommit v9+; classic members
+            // of a migrated group commit as they always did (their generation is the epoch).
             return Err(ResponseError::UnsupportedVersion);
         }
-        if member_epoch != member.member_epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+        member.check_epoch(member_epoch)
+    }
+
+    /// Kafka's validateMemberEpoch: a classic member's generation is its member epoch
+    /// (ILLEGAL_GENERATION), a consumer member's epoch must match (STALE_MEMBER_EPOCH).
+    fn check_epoch_of(member: &ConsumerMember, member_epoch: i32) -> Result<(), ResponseError> {
+        if member_epoch == member.member_epoch {
+            Ok(())
+        } else if member.uses_classic_protocol() {
+            Err(ResponseError::IllegalGeneration)
+        } else {
+            Err(ResponseError::StaleMemberEpoch)
         }
-        Ok(())
     }
 
     /// KIP-848 OffsetFetch v9 check (Kafka's ConsumerGroup.validateOffsetFetch).
@@ -841,10 +879,7 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ResponseError::UnknownMemberId)?;
-        if member_epoch != member.member_epoch {
-            return Err(ResponseError::StaleMemberEpoch);
-        }
-        Ok(())
+        member.check_epoch(member_epoch)
     }
 
     /// Topic names any member is subscribed to now (OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
@@ -977,6 +1012,8 @@ impl ConsumerGroup {
             m.rebalance_timeout_ms = value.rebalance_timeout_ms;
             m.subscribed_topic_names = value.subscribed_topic_names;
             m.server_assignor = value.server_assignor;
+            m.classic = value.classic_member_metadata;
+            m.session_deadline_ms = now_ms + m.session_timeout_ms(settings);
             if let Some(pattern) = value.subscribed_topic_regex {
                 match compile_regex(&pattern) {
                     Ok(re) => {
@@ -1091,6 +1128,10 @@ fn member_tombstones(group_id: &str, member_id: &str) -> [OffsetsRecord; 3] {
 }
 
 impl ConsumerMember {
+    fn check_epoch(&self, member_epoch: i32) -> Result<(), ResponseError> {
+        ConsumerGroup::check_epoch_of(self, member_epoch)
+    }
+
     fn metadata_value(&self) -> ConsumerGroupMemberMetadataValue {
         ConsumerGroupMemberMetadataValue {
             instance_id: self.instance_id.clone(),
@@ -1101,6 +1142,7 @@ impl ConsumerMember {
             subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
+            classic_member_metadata: self.classic.clone(),
         }
     }
 

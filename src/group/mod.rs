@@ -1,6 +1,7 @@
 //! The group coordinator: every group of this node (classic protocol, classic.rs; KIP-848
-//! consumer protocol, consumer.rs), their committed offsets, and their durable form as records
-//! in the internal topic `__consumer_offsets`.
+//! consumer protocol, consumer.rs; online migration between them, migration.rs), their
+//! committed offsets, and their durable form as records in the internal topic
+//! `__consumer_offsets`.
 //!
 //! Handlers call in here; one std mutex guards the groups and is never held across an await.
 //! Writes to `__consumer_offsets` go through the ordinary partition log, serialized by an async
@@ -11,6 +12,7 @@
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
+pub mod migration;
 pub mod records;
 
 use std::borrow::Cow;
@@ -28,7 +30,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::broker::Broker;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConsumerGroupMigrationPolicy};
 use crate::error::Error;
 use crate::metadata::controller::CreateTopic;
 use crate::metadata::image::TopicImage;
@@ -149,6 +151,13 @@ impl Inner {
     }
 }
 
+/// A downgrade applied in memory: the records that store it, and the consumer group it
+/// replaced (put back if they cannot be stored).
+struct Downgrade {
+    writes: Vec<(Bytes, Option<Bytes>)>,
+    group: ConsumerGroup,
+}
+
 /// A KIP-848 group as ConsumerGroupDescribe reports it.
 #[derive(Clone, Debug)]
 pub struct ConsumerGroupDescription {
@@ -173,6 +182,8 @@ pub struct GroupCoordinator {
     offset_metadata_max_bytes: usize,
     retention_ms: i64,
     consumer_settings: consumer::Settings,
+    /// `group.consumer.migration.policy`: which online conversions are allowed (KIP-848).
+    migration_policy: ConsumerGroupMigrationPolicy,
 }
 
 impl std::fmt::Debug for GroupCoordinator {
@@ -206,6 +217,7 @@ impl GroupCoordinator {
             offset_metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes.max(0))
                 .unwrap_or(0),
             retention_ms: config.offsets_retention_minutes as i64 * 60_000,
+            migration_policy: config.group_consumer_migration_policy,
             consumer_settings: consumer::Settings {
                 heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
                 session_timeout_ms: config.group_consumer_session_timeout_ms,
@@ -269,20 +281,25 @@ impl GroupCoordinator {
                 uuid::Builder::from_random_bytes(raw).into_uuid()
             );
             if inner.live_consumer_group(group_id) {
-                // Kafka 4.x without group.consumer.migration.policy: the other protocol
-                // cannot join a group that has members.
-                return JoinResult::error(ResponseError::InconsistentGroupProtocol, req.member_id);
+                // KIP-848: a classic member joins a consumer group with members as one of
+                // its classic members (Kafka does so under every migration policy).
+                Err(req)
+            } else {
+                // An empty consumer group is converted back to a classic one (its offsets stay).
+                inner.consumer_groups.shift_remove(group_id);
+                if !req.member_id.is_empty() && !inner.groups.contains_key(group_id) {
+                    return JoinResult::error(ResponseError::UnknownMemberId, req.member_id);
+                }
+                let group = inner
+                    .groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(group_id.to_string(), now));
+                Ok(group.join(req, self.limits, now))
             }
-            // An empty consumer group is converted back to a classic one (its offsets stay).
-            inner.consumer_groups.shift_remove(group_id);
-            if !req.member_id.is_empty() && !inner.groups.contains_key(group_id) {
-                return JoinResult::error(ResponseError::UnknownMemberId, req.member_id);
-            }
-            let group = inner
-                .groups
-                .entry(group_id.to_string())
-                .or_insert_with(|| Group::new(group_id.to_string(), now));
-            group.join(req, self.limits, now)
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(req) => return self.join_consumer_group(broker, group_id, req).await,
         };
         self.store_dirty_groups(broker).await;
         match outcome {
@@ -296,6 +313,44 @@ impl GroupCoordinator {
                 }
             },
         }
+    }
+
+    /// A classic JoinGroup into a consumer group: answered at once, once its changes are
+    /// stored (Kafka's classicGroupJoinToConsumerGroup).
+    async fn join_consumer_group(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        req: JoinRequest,
+    ) -> JoinResult {
+        let topics = topics_of(broker);
+        let settings = self.settings_for(broker, group_id);
+        let _write = self.write_lock.lock().await;
+        let now = self.now();
+        let (result, before, writes) = {
+            let mut inner = self.lock();
+            let Some(group) = inner
+                .consumer_groups
+                .get_mut(group_id)
+                .filter(|g| !g.members.is_empty())
+            else {
+                // It stopped being a consumer group meanwhile: the member retries.
+                return JoinResult::error(ResponseError::CoordinatorNotAvailable, req.member_id);
+            };
+            let before = group.clone();
+            let result = group.classic_join(&req, &topics, &settings, now.mono_ms);
+            if result.error.is_some() {
+                *group = before;
+                return result;
+            }
+            let writes = group.records_since(Some(&before));
+            (result, before, writes)
+        };
+        if let Err(code) = self.store_consumer_records(broker, group_id, &writes).await {
+            self.restore_consumer_group(group_id, Some(before), None);
+            return JoinResult::error(code, req.member_id);
+        }
+        result
     }
 
     /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats, reconciles and leaves. What the
@@ -319,7 +374,7 @@ impl GroupCoordinator {
         // were made and a failed write restores the state no other writer has built on.
         let _write = self.write_lock.lock().await;
         let now = self.now();
-        let (result, before, writes) = {
+        let step = {
             let mut inner = self.lock();
             if req.member_epoch == 0 && req.member_id.is_empty() {
                 // v0: the broker names the member (KIP-848); v1 clients name themselves.
@@ -329,44 +384,198 @@ impl GroupCoordinator {
                     .into_uuid()
                     .to_string();
             }
-            let before = inner.consumer_groups.get(group_id).cloned();
-            if before.is_none() {
-                if let Some(classic) = inner.groups.get(group_id) {
-                    if !classic.members.is_empty() {
-                        return HeartbeatResult::error(
-                            ResponseError::GroupIdNotFound,
-                            format!("Group {group_id} is not a consumer group."),
-                        );
+            if let Some(leaving) = self.downgrade_on_leave(&inner, group_id, &req) {
+                match self.downgrade(&mut inner, group_id, &leaving, &topics, now) {
+                    Some(downgrade) => Err((downgrade, leaving)),
+                    None => {
+                        return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "")
                     }
                 }
-                if req.member_epoch != 0 {
-                    return HeartbeatResult::error(
-                        ResponseError::GroupIdNotFound,
-                        format!("Consumer group {group_id} not found."),
-                    );
+            } else {
+                let before = inner.consumer_groups.get(group_id).cloned();
+                let mut upgraded = None;
+                if before.is_none() {
+                    match self.upgrade(&mut inner, group_id, &req, &topics, &settings, now) {
+                        Err(e) => return e,
+                        Ok(undo) => upgraded = undo,
+                    }
                 }
-                // A new group, or the online upgrade of an empty classic group (its
-                // committed offsets stay where they are).
-                let group = ConsumerGroup::new(group_id.to_string(), &settings);
-                inner.consumer_groups.insert(group_id.to_string(), group);
+                let Some(group) = inner.consumer_groups.get_mut(group_id) else {
+                    return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "");
+                };
+                let result = group.heartbeat(req, &topics, &settings, now.mono_ms);
+                if before.is_none() && (group.members.is_empty() || result.error.is_some()) {
+                    // The first heartbeat failed: the group was never created (or converted).
+                    drop(inner);
+                    self.restore_consumer_group(group_id, None, upgraded);
+                    return result;
+                }
+                let mut writes = Vec::new();
+                if upgraded.is_some() {
+                    // The classic group's record goes first (Kafka's convertToConsumerGroup);
+                    // its offsets stay, they are keyed on their own.
+                    writes.push(OffsetsRecord::Group {
+                        group_id: group_id.to_string(),
+                        value: None,
+                    });
+                }
+                writes.extend(group.records_since(before.as_ref()));
+                Ok((result, before, writes, upgraded))
             }
-            let Some(group) = inner.consumer_groups.get_mut(group_id) else {
-                return HeartbeatResult::error(ResponseError::CoordinatorNotAvailable, "");
-            };
-            let result = group.heartbeat(req, &topics, &settings, now.mono_ms);
-            if before.is_none() && group.members.is_empty() {
-                // The first heartbeat failed: the group was never created.
-                inner.consumer_groups.shift_remove(group_id);
-                return result;
+        };
+        let (result, before, writes, upgraded) = match step {
+            Ok(step) => step,
+            Err((downgrade, leaving)) => {
+                return self
+                    .finish_downgrade(broker, group_id, downgrade, leaving, &settings)
+                    .await
             }
-            let writes = group.records_since(before.as_ref());
-            (result, before, writes)
         };
         if let Err(code) = self.store_consumer_records(broker, group_id, &writes).await {
-            self.restore_consumer_group(group_id, before);
+            self.restore_consumer_group(group_id, before, upgraded);
             return HeartbeatResult::error(code, "The coordinator could not store the group.");
         }
+        if upgraded.is_some() {
+            tracing::info!(group = %group_id, "upgraded classic group to consumer group (KIP-848)");
+        }
         result
+    }
+
+    /// Kafka's getOrMaybeCreateConsumerGroup for a heartbeat of a group not served as a
+    /// consumer group yet: a new group, the online upgrade of an empty classic group (its
+    /// offsets stay), or of one with members when `group.consumer.migration.policy` allows it
+    /// and the group qualifies (migration::can_upgrade). Returns the classic group's stored
+    /// value when members were converted, to put them back if the write fails.
+    fn upgrade(
+        &self,
+        inner: &mut Inner,
+        group_id: &str,
+        req: &Heartbeat,
+        topics: &Topics,
+        settings: &consumer::Settings,
+        now: Now,
+    ) -> Result<Option<GroupMetadataValue>, HeartbeatResult> {
+        let not_consumer = || {
+            HeartbeatResult::error(
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            )
+        };
+        let classic = inner.groups.get(group_id).filter(|g| !g.members.is_empty());
+        if req.member_epoch != 0 {
+            return Err(match classic {
+                Some(_) => not_consumer(),
+                None => HeartbeatResult::error(
+                    ResponseError::GroupIdNotFound,
+                    format!("Consumer group {group_id} not found."),
+                ),
+            });
+        }
+        let Some(classic) = classic else {
+            let group = ConsumerGroup::new(group_id.to_string(), settings);
+            inner.consumer_groups.insert(group_id.to_string(), group);
+            return Ok(None);
+        };
+        if !self.migration_policy.is_upgrade_enabled() || !migration::can_upgrade(classic, settings)
+        {
+            return Err(not_consumer());
+        }
+        let group = migration::consumer_group_from_classic(classic, topics, settings, now.mono_ms)
+            .map_err(|e| {
+                tracing::warn!(group = %group_id, error = %e, "cannot upgrade classic group");
+                HeartbeatResult::error(
+                    ResponseError::GroupIdNotFound,
+                    format!(
+                        "Cannot upgrade the classic group {group_id} to consumer group because \
+                         the embedded consumer protocol is malformed."
+                    ),
+                )
+            })?;
+        let stored = classic.to_metadata_value();
+        if let Some(classic) = inner.groups.get_mut(group_id) {
+            classic.hand_over_members(now);
+        }
+        inner.consumer_groups.insert(group_id.to_string(), group);
+        Ok(Some(stored))
+    }
+
+    /// The member whose leave (epoch -1) downgrades the group: the last consumer-protocol
+    /// member, with only classic members staying (Kafka's consumerGroupFenceMember with
+    /// validateOnlineDowngradeWithFencedMember).
+    fn downgrade_on_leave(&self, inner: &Inner, group_id: &str, req: &Heartbeat) -> Option<String> {
+        if req.member_epoch != consumer::LEAVE_GROUP_MEMBER_EPOCH {
+            return None;
+        }
+        let group = inner.consumer_groups.get(group_id)?;
+        let member = group.members.get(&req.member_id)?;
+        if req.instance_id.is_some() && member.instance_id != req.instance_id {
+            return None;
+        }
+        self.can_downgrade(group, &req.member_id)
+            .then(|| req.member_id.clone())
+    }
+
+    fn can_downgrade(&self, group: &ConsumerGroup, leaving: &str) -> bool {
+        self.migration_policy.is_downgrade_enabled()
+            && group.can_downgrade_without(leaving, self.limits.group_max_size)
+    }
+
+    /// Kafka's convertToClassicGroup: the consumer group goes (tombstones of all its records),
+    /// its classic members become the classic group's (its GroupMetadataValue), and the
+    /// classic group rebalances. Applied in memory now; the caller stores the records and
+    /// undoes it if that fails.
+    fn downgrade(
+        &self,
+        inner: &mut Inner,
+        group_id: &str,
+        leaving: &str,
+        topics: &Topics,
+        now: Now,
+    ) -> Option<Downgrade> {
+        let group = inner.consumer_groups.shift_remove(group_id)?;
+        let classic = inner
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id.to_string(), now));
+        let value = group.downgrade_into(leaving, classic, topics, now);
+        classic.rebalance_after_downgrade(self.limits, now);
+        classic.metadata_dirty = false;
+        let mut writes: Vec<(Bytes, Option<Bytes>)> =
+            group.tombstones().iter().map(records::encode).collect();
+        writes.push((
+            records::group_key(group_id),
+            Some(records::group_value(&value)),
+        ));
+        Some(Downgrade { writes, group })
+    }
+
+    /// Stores a downgrade's records (the caller holds the write lock) and answers the
+    /// leaving member; a failed write puts the consumer group back.
+    async fn finish_downgrade(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        Downgrade { writes, group }: Downgrade,
+        leaving: String,
+        settings: &consumer::Settings,
+    ) -> HeartbeatResult {
+        if let Err(code) = self.append(broker, group_id, writes).await {
+            tracing::warn!(group = %group_id, error = ?code, "could not store the downgrade");
+            let now = self.now();
+            let mut inner = self.lock();
+            if let Some(classic) = inner.groups.get_mut(group_id) {
+                classic.hand_over_members(now);
+            }
+            inner.consumer_groups.insert(group_id.to_string(), group);
+            return HeartbeatResult::error(code, "The coordinator could not store the group.");
+        }
+        tracing::info!(group = %group_id, member = %leaving, "downgraded consumer group to classic group (KIP-848)");
+        HeartbeatResult {
+            member_id: leaving,
+            member_epoch: consumer::LEAVE_GROUP_MEMBER_EPOCH,
+            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            ..Default::default()
+        }
     }
 
     /// Appends KIP-848 group records (the caller holds the write lock).
@@ -387,8 +596,15 @@ impl GroupCoordinator {
             })
     }
 
-    /// Puts a consumer group back as it was stored (None: it did not exist).
-    fn restore_consumer_group(&self, group_id: &str, before: Option<ConsumerGroup>) {
+    /// Puts a consumer group back as it was stored (None: it did not exist), and the classic
+    /// group's members if this change was their upgrade.
+    fn restore_consumer_group(
+        &self,
+        group_id: &str,
+        before: Option<ConsumerGroup>,
+        upgraded: Option<GroupMetadataValue>,
+    ) {
+        let now = self.now();
         let mut inner = self.lock();
         match before {
             Some(g) => {
@@ -397,6 +613,10 @@ impl GroupCoordinator {
             None => {
                 inner.consumer_groups.shift_remove(group_id);
             }
+        }
+        if let (Some(value), Some(classic)) = (upgraded, inner.groups.get_mut(group_id)) {
+            // As a restarted coordinator would see the group: Stable with its members.
+            classic.apply_metadata_value(value, now);
         }
     }
 
@@ -448,8 +668,15 @@ impl GroupCoordinator {
     /// gets it, so a restarted coordinator hands out the same assignment.
     pub async fn sync(&self, broker: &Broker, group_id: &str, req: SyncRequest) -> SyncResult {
         let now = self.now();
+        let topics = topics_of(broker);
         let outcome = {
             let mut inner = self.lock();
+            if inner.live_consumer_group(group_id) {
+                return match inner.consumer_groups.get_mut(group_id) {
+                    Some(g) => g.classic_sync(&req, &topics, now.mono_ms),
+                    None => SyncResult::error(ResponseError::UnknownMemberId),
+                };
+            }
             match inner.groups.get_mut(group_id) {
                 None => return SyncResult::error(ResponseError::UnknownMemberId),
                 Some(group) => group.sync(req, now),
@@ -507,6 +734,12 @@ impl GroupCoordinator {
     ) -> Option<ResponseError> {
         let now = self.now();
         let mut inner = self.lock();
+        if inner.live_consumer_group(group_id) {
+            return match inner.consumer_groups.get_mut(group_id) {
+                Some(g) => g.classic_heartbeat(member_id, instance_id, generation_id, now.mono_ms),
+                None => Some(ResponseError::UnknownMemberId),
+            };
+        }
         match inner.groups.get_mut(group_id) {
             None => Some(ResponseError::UnknownMemberId),
             Some(g) => g.heartbeat(member_id, instance_id, generation_id, now),
@@ -520,6 +753,9 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if self.lock().live_consumer_group(group_id) {
+            return self.leave_consumer_group(broker, group_id, members).await;
+        }
         let now = self.now();
         let results = {
             let mut inner = self.lock();
@@ -537,6 +773,37 @@ impl GroupCoordinator {
                 .collect()
         };
         self.store_dirty_groups(broker).await;
+        Ok(results)
+    }
+
+    /// LeaveGroup of classic members of a consumer group: removed at once, stored before the
+    /// answer (Kafka's classicGroupLeaveToConsumerGroup).
+    async fn leave_consumer_group(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let _write = self.write_lock.lock().await;
+        let (results, before, writes) = {
+            let mut inner = self.lock();
+            let Some(group) = inner.consumer_groups.get_mut(group_id) else {
+                return Err(ResponseError::UnknownMemberId);
+            };
+            let before = group.clone();
+            let results: Vec<Option<ResponseError>> = members
+                .iter()
+                .map(|(member_id, instance)| {
+                    group.classic_leave(member_id, instance.as_deref()).err()
+                })
+                .collect();
+            let writes = group.records_since(Some(&before));
+            (results, before, writes)
+        };
+        if let Err(code) = self.store_consumer_records(broker, group_id, &writes).await {
+            self.restore_consumer_group(group_id, Some(before), None);
+            return Err(code);
+        }
         Ok(results)
     }
 
@@ -905,30 +1172,55 @@ impl GroupCoordinator {
         // KIP-848 session and revocation timeouts: the removals are stored like a
         // heartbeat's changes; one that cannot be is undone and retried at the next tick.
         let _write = self.write_lock.lock().await;
-        let expired: Vec<(String, ConsumerGroup, Vec<OffsetsRecord>)> = {
+        let topics = topics_of(broker);
+        let mut expired: Vec<(String, ConsumerGroup, Vec<OffsetsRecord>)> = Vec::new();
+        let mut downgrades = Vec::new();
+        {
             let mut inner = self.lock();
-            inner
+            let ids: Vec<String> = inner
                 .consumer_groups
-                .values_mut()
+                .values()
                 .filter(|g| !g.expired_members(now.mono_ms).is_empty())
-                .map(|g| {
-                    let before = g.clone();
-                    for member in g.tick(now.mono_ms) {
-                        tracing::info!(group = %g.group_id, member = %member, "consumer group member expired");
+                .map(|g| g.group_id.clone())
+                .collect();
+            for id in ids {
+                let Some(g) = inner.consumer_groups.get_mut(&id) else {
+                    continue;
+                };
+                let gone = g.expired_members(now.mono_ms);
+                if let [leaving] = gone.as_slice() {
+                    // The last consumer-protocol member fenced: the classic members take
+                    // the group back (Kafka's consumerGroupFenceMember).
+                    let leaving = leaving.clone();
+                    if self.can_downgrade(g, &leaving) {
+                        if let Some(d) = self.downgrade(&mut inner, &id, &leaving, &topics, now) {
+                            tracing::info!(group = %id, member = %leaving, "consumer group member expired");
+                            downgrades.push((id, d, leaving));
+                        }
+                        continue;
                     }
-                    let writes = g.records_since(Some(&before));
-                    (g.group_id.clone(), before, writes)
-                })
-                .collect()
-        };
+                }
+                let before = g.clone();
+                for member in g.tick(now.mono_ms) {
+                    tracing::info!(group = %g.group_id, member = %member, "consumer group member expired");
+                }
+                let writes = g.records_since(Some(&before));
+                expired.push((id, before, writes));
+            }
+        }
         for (group_id, before, writes) in expired {
             if self
                 .store_consumer_records(broker, &group_id, &writes)
                 .await
                 .is_err()
             {
-                self.restore_consumer_group(&group_id, Some(before));
+                self.restore_consumer_group(&group_id, Some(before), None);
             }
+        }
+        for (group_id, downgrade, leaving) in downgrades {
+            let settings = self.consumer_settings.clone();
+            self.finish_downgrade(broker, &group_id, downgrade, leaving, &settings)
+                .await;
         }
     }
 
@@ -1182,7 +1474,16 @@ impl GroupCoordinator {
                     group.apply_metadata_value(v, now);
                 }
                 None => {
-                    inner.groups.shift_remove(&group_id);
+                    // The group's metadata goes, not its offsets: they have records of their
+                    // own (with their own tombstones), and an upgrade to a consumer group
+                    // (KIP-848) writes this tombstone while the offsets stay the group's.
+                    let keep = inner.groups.get_mut(&group_id).is_some_and(|g| {
+                        g.hand_over_members(now);
+                        !g.offsets.is_empty()
+                    });
+                    if !keep {
+                        inner.groups.shift_remove(&group_id);
+                    }
                 }
             },
             OffsetsRecord::ConsumerGroupMetadata {

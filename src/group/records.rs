@@ -91,8 +91,7 @@ pub struct ConsumerGroupMetadataValue {
     pub metadata_hash: i64,
 }
 
-/// ConsumerGroupMemberMetadataValue (flexible v0). Its tagged ClassicMemberMetadata (a
-/// classic member inside a consumer group, KIP-848 migration) is never written and skipped.
+/// ConsumerGroupMemberMetadataValue (flexible v0).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ConsumerGroupMemberMetadataValue {
     pub instance_id: Option<String>,
@@ -103,6 +102,18 @@ pub struct ConsumerGroupMemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tagged field 0: set for a member that uses the classic protocol inside a consumer
+    /// group (KIP-848 online migration), so a restarted coordinator can still answer its
+    /// JoinGroup, SyncGroup and Heartbeat, and convert the group back.
+    pub classic_member_metadata: Option<ClassicMemberMetadata>,
+}
+
+/// ConsumerGroupMemberMetadataValue's ClassicMemberMetadata: the classic member's session
+/// timeout and the protocols (name, embedded consumer protocol subscription) it joined with.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    pub supported_protocols: Vec<(String, Bytes)>,
 }
 
 /// ConsumerGroupCurrentMemberAssignmentValue (flexible v0).
@@ -185,6 +196,8 @@ const CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT: i16 = 8;
 const CONSUMER_GROUP_VALUE_VERSION: i16 = 0;
 /// ConsumerGroupMetadataValue's tag of MetadataHash (KIP-1101).
 const METADATA_HASH_TAG: u32 = 0;
+/// ConsumerGroupMemberMetadataValue's tag of ClassicMemberMetadata.
+const CLASSIC_MEMBER_METADATA_TAG: u32 = 0;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -289,7 +302,14 @@ pub fn encode(record: &OffsetsRecord) -> (Bytes, Option<Bytes>) {
                         b.put_i32(v.rebalance_timeout_ms);
                         put_compact_nullable_string(b, v.server_assignor.as_deref());
                     },
-                    |_| {},
+                    |tags| {
+                        if let Some(classic) = &v.classic_member_metadata {
+                            tags.push((
+                                CLASSIC_MEMBER_METADATA_TAG,
+                                classic_member_metadata(classic),
+                            ));
+                        }
+                    },
                 )
             }),
         ),
@@ -334,6 +354,44 @@ pub fn encode(record: &OffsetsRecord) -> (Bytes, Option<Bytes>) {
             }),
         ),
     }
+}
+
+/// ClassicMemberMetadata as a flexible struct: SessionTimeoutMs, then SupportedProtocols
+/// (name, metadata bytes, tagged fields each), then its own tagged fields.
+fn classic_member_metadata(c: &ClassicMemberMetadata) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_i32(c.session_timeout_ms);
+    put_uvarint(&mut b, c.supported_protocols.len() as u32 + 1);
+    for (name, metadata) in &c.supported_protocols {
+        put_compact_string(&mut b, name);
+        put_uvarint(&mut b, metadata.len() as u32 + 1);
+        b.put_slice(metadata);
+        put_uvarint(&mut b, 0);
+    }
+    put_uvarint(&mut b, 0);
+    b.to_vec()
+}
+
+fn decode_classic_member_metadata(mut v: &[u8]) -> Option<ClassicMemberMetadata> {
+    let v = &mut v;
+    let session_timeout_ms = get_i32(v)?;
+    let mut supported_protocols = Vec::new();
+    for _ in 0..get_compact_array_len(v)? {
+        let name = get_compact_nullable_string(v)??;
+        let len = get_compact_array_len(v)? as usize;
+        if v.remaining() < len {
+            return None;
+        }
+        let metadata = Bytes::copy_from_slice(&v[..len]);
+        v.advance(len);
+        skip_tagged_fields(v)?;
+        supported_protocols.push((name, metadata));
+    }
+    skip_tagged_fields(v)?;
+    Some(ClassicMemberMetadata {
+        session_timeout_ms,
+        supported_protocols,
+    })
 }
 
 fn group_only_key(version: i16, group_id: &str) -> Bytes {
@@ -594,7 +652,13 @@ fn decode_member_metadata(v: &mut &[u8]) -> Option<ConsumerGroupMemberMetadataVa
     let subscribed_topic_regex = get_compact_nullable_string(v)?;
     let rebalance_timeout_ms = get_i32(v)?;
     let server_assignor = get_compact_nullable_string(v)?;
-    skip_tagged_fields(v)?;
+    let mut classic_member_metadata = None;
+    for_each_tagged_field(v, |tag, data| {
+        if tag == CLASSIC_MEMBER_METADATA_TAG {
+            classic_member_metadata = Some(decode_classic_member_metadata(data)?);
+        }
+        Some(())
+    })?;
     Some(ConsumerGroupMemberMetadataValue {
         instance_id,
         rack_id,
@@ -604,6 +668,7 @@ fn decode_member_metadata(v: &mut &[u8]) -> Option<ConsumerGroupMemberMetadataVa
         subscribed_topic_regex,
         rebalance_timeout_ms,
         server_assignor,
+        classic_member_metadata,
     })
 }
 
@@ -898,6 +963,7 @@ mod tests {
             subscribed_topic_regex: Some("t.*".into()),
             rebalance_timeout_ms: 30_000,
             server_assignor: Some("uniform".into()),
+            classic_member_metadata: None,
         };
         let record = OffsetsRecord::ConsumerGroupMemberMetadata {
             group_id: "g".into(),
@@ -907,10 +973,10 @@ mod tests {
         let (key, bytes) = encode(&record);
         assert_eq!(&key[..], &[0, 5, 0, 1, b'g', 0, 1, b'm']);
         round_trip(record);
-        // A classic member's tagged ClassicMemberMetadata (tag 0) is skipped.
+        // A tag this broker does not know (a newer Kafka's) is skipped.
         let mut with_tag = bytes.unwrap().to_vec();
         assert_eq!(with_tag.pop(), Some(0));
-        with_tag.extend_from_slice(&[1, 0, 3, 9, 9, 9]);
+        with_tag.extend_from_slice(&[1, 5, 3, 9, 9, 9]);
         assert_eq!(
             decode(&key, Some(&with_tag)),
             Some(OffsetsRecord::ConsumerGroupMemberMetadata {
@@ -924,6 +990,32 @@ mod tests {
             member_id: "m".into(),
             value: None,
         });
+    }
+
+    #[test]
+    fn classic_member_metadata_is_tagged_field_zero_and_round_trips() {
+        let value = ConsumerGroupMemberMetadataValue {
+            client_id: "c".into(),
+            classic_member_metadata: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                supported_protocols: vec![("range".into(), Bytes::from_static(&[0, 3]))],
+            }),
+            ..Default::default()
+        };
+        let record = OffsetsRecord::ConsumerGroupMemberMetadata {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: Some(value),
+        };
+        let (_, bytes) = encode(&record);
+        let bytes = bytes.unwrap();
+        // One tagged field, tag 0, 16 bytes: session timeout, one protocol ("range", two
+        // metadata bytes, no tags), no tags.
+        let tail = [
+            1, 0, 16, 0, 0, 0xaf, 0xc8, 2, 6, b'r', b'a', b'n', b'g', b'e', 3, 0, 3, 0, 0,
+        ];
+        assert_eq!(&bytes[bytes.len() - tail.len()..], &tail);
+        round_trip(record);
     }
 
     #[test]

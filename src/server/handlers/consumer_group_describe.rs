@@ -14,13 +14,14 @@ use crate::group::assignor;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::handlers::topic_name;
 
-/// v0-v1. v1 (KIP-1099) adds each member's type: always 1 (consumer) here, since classic
-/// members cannot join a consumer group on this broker.
+/// v0-v1. v1 (KIP-1099) adds each member's type: 0 for a classic member (one that joined
+/// with JoinGroup, KIP-848 migration), 1 for a consumer-protocol member.
 pub const VERSIONS: Versions = Versions::new(0, 1);
 
 /// Kafka's AclOperation bits a group supports: DELETE, DESCRIBE, READ.
 const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-/// ConsumerGroupDescribe v1 member type of a consumer-protocol member.
+/// ConsumerGroupDescribe v1 member types (KIP-1099).
+const MEMBER_TYPE_CLASSIC: i8 = 0;
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
 pub async fn handle(
@@ -91,7 +92,11 @@ pub async fn handle(
                                     .with_assignment(describe(&m.assigned))
                                     .with_target_assignment(describe(&target));
                                 if ctx.api_version >= 1 {
-                                    member.member_type = MEMBER_TYPE_CONSUMER;
+                                    member.member_type = if m.uses_classic_protocol() {
+                                        MEMBER_TYPE_CLASSIC
+                                    } else {
+                                        MEMBER_TYPE_CONSUMER
+                                    };
                                 }
                                 member
                             })
