@@ -66,11 +66,11 @@ def by_partition(records_with_partition):
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
-def stored_batch_codecs(log_dir, topic):
-    """The codec id of every record batch stored for `topic`, read from its segment files
-    (`<log.dirs>/<topic>-<p>/<base>.log`: v2 batch headers, baseOffset 8, batchLength 4,
-    partitionLeaderEpoch 4, magic 1, crc 4, attributes 2), so a test sees what was stored,
-    not what a consumer decodes."""
+def stored_batches(log_dir, topic):
+    """(codec id, records section bytes) of every record batch stored for `topic`, read from its
+    segment files (`<log.dirs>/<topic>-<p>/<base>.log`: v2 batch headers, baseOffset 8,
+    batchLength 4, partitionLeaderEpoch 4, magic 1, crc 4, attributes 2, the records after the
+    61-byte header), so a test sees what was stored, not what a consumer decodes."""
     import glob
     import struct
 
@@ -86,6 +86,6 @@ def stored_batch_codecs(log_dir, topic):
             magic = data[pos + 16]
             assert magic == 2, f"{path}@{pos}: magic {magic}"
             (attributes,) = struct.unpack_from(">h", data, pos + 21)
-            codecs.append(attributes & 0x7)
+            codecs.append((attributes & 0x7, data[pos + 61 : pos + 12 + length]))
             pos += 12 + length
     return codecs
