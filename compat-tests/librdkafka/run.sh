@@ -176,8 +176,12 @@ run_one() {
     start=$(date +%s)
     # The outer redirection swallows bash's "Aborted" notice when a failing test aborts.
     # TEST_SEED: the runner seeds rand(), which names random topics and groups, from a clock
-    # that processes started together can share; a seed per test keeps their names apart.
-    (env -C "$dir" TESTS="$num" SUBTESTS="" TEST_SEED=$((seed_base + i)) "${env_args[@]}" TEST_REPORT="$dir/report.json" \
+    # that processes started together can share; a seed per test keeps their names apart. Seeds
+    # apart still gave two 0113 parts the same "random" names once (one found the other's
+    # 1-partition topic and waited for a second partition), so each test also gets its own
+    # topic prefix (test.conf's test.topic.prefix), which makes its names its own.
+    { cat "$work/test.conf"; echo "test.topic.prefix=rdkafkatest$i"; } >"$dir/test.conf"
+    (env -C "$dir" TESTS="$num" SUBTESTS="" TEST_SEED=$((seed_base + i)) RDKAFKA_TEST_CONF="$dir/test.conf" "${env_args[@]}" TEST_REPORT="$dir/report.json" \
         timeout -k 10 "$tmo" "$runner" "${args[@]}" >"$dir/test.log" 2>&1; exit $?) 2>/dev/null
     rc=$?
     secs=$(($(date +%s) - start))
