@@ -1037,6 +1037,16 @@ impl Group {
 
     /// Restores a group from its stored metadata: with members it is Stable again and each
     /// member's session starts now, as Kafka does when it loads a partition.
+    /// Puts back a member as it was (from a stored record, or from a consumer group being
+    /// downgraded), its static instance id registered.
+    fn restore_member(&mut self, member: Member) {
+        if let Some(instance) = &member.group_instance_id {
+            self.static_members
+                .insert(instance.clone(), member.member_id.clone());
+        }
+        self.members.insert(member.member_id.clone(), member);
+    }
+
     pub fn apply_metadata_value(&mut self, v: GroupMetadataValue, now: Now) {
         self.protocol_type = (!v.protocol_type.is_empty()).then_some(v.protocol_type);
         self.generation_id = v.generation;
@@ -1051,11 +1061,7 @@ impl Group {
         self.static_members.clear();
         let protocol = v.protocol.unwrap_or_default();
         for m in v.members {
-            if let Some(instance) = &m.group_instance_id {
-                self.static_members
-                    .insert(instance.clone(), m.member_id.clone());
-            }
-            let member = Member {
+            self.restore_member(Member {
                 member_id: m.member_id.clone(),
                 group_instance_id: m.group_instance_id,
                 client_id: m.client_id,
@@ -1069,8 +1075,7 @@ impl Group {
                 awaiting_join: None,
                 awaiting_sync: None,
                 heartbeat_deadline_ms: now.mono_ms + m.session_timeout_ms as i64,
-            };
-            self.members.insert(m.member_id, member);
+            });
         }
         self.state = if self.members.is_empty() {
             GroupState::Empty
@@ -1148,11 +1153,7 @@ impl Group {
         self.protocol_type = Some("consumer".to_string());
         self.generation_id = generation_id;
         for m in members {
-            if let Some(instance) = &m.group_instance_id {
-                self.static_members
-                    .insert(instance.clone(), m.member_id.clone());
-            }
-            let member = Member {
+            self.restore_member(Member {
                 member_id: m.member_id.clone(),
                 group_instance_id: m.group_instance_id,
                 client_id: m.client_id,
@@ -1166,8 +1167,7 @@ impl Group {
                 awaiting_join: None,
                 awaiting_sync: None,
                 heartbeat_deadline_ms: now.mono_ms + m.session_timeout_ms as i64,
-            };
-            self.members.insert(m.member_id, member);
+            });
         }
         self.leader_id = self.members.keys().next().cloned();
         self.protocol_name = self.select_protocol();
