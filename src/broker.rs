@@ -18,7 +18,9 @@ use crate::log::disk::Disk;
 use crate::log::log_manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::LogConfig;
-use crate::metadata::controller::{ControllerConfig, CreateTopic, MetadataController};
+use crate::metadata::controller::{
+    ControllerConfig, CreateTopic, MetadataController, QuorumTiming,
+};
 use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
 use crate::server::fetch_session::FetchSessionCache;
@@ -64,12 +66,15 @@ impl Broker {
     }
 
     /// Opens storage (locking log.dirs, reading or writing meta.properties), starts the
-    /// metadata quorum, and registers this broker in it.
+    /// metadata quorum, and registers this broker in it. The controller is handed to
+    /// `controller_slot` as soon as it is open, before the quorum has a leader: the controller
+    /// listener serves the other voters' RPCs from it, without which no leader is elected.
     pub async fn start(
         config: Config,
         bound: &[(Arc<str>, SocketAddr)],
         disk: Arc<dyn Disk>,
         clock: Arc<dyn Clock>,
+        controller_slot: &watch::Sender<Option<Arc<MetadataController>>>,
     ) -> Result<Arc<Broker>> {
         let metrics = Metrics::with_series_max(config.metrics_series_max);
         let node_id = config.node_id;
@@ -83,20 +88,38 @@ impl Broker {
         )?;
         let cluster_id = logs.cluster_id().to_string();
         let metadata_dir = config.metadata_log_dir().join("__cluster_metadata-0");
-        let metadata = MetadataController::start(ControllerConfig {
+        let metadata = MetadataController::open(ControllerConfig {
             node_id,
             dir: metadata_dir,
             cluster_id: cluster_id.clone(),
+            voters: config
+                .controller_quorum_voters
+                .iter()
+                .map(|v| (v.id, v.address()))
+                .collect(),
+            timing: QuorumTiming {
+                fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
+                election_backoff_max_ms: config.controller_quorum_election_backoff_max_ms,
+                request_timeout_ms: config.controller_quorum_request_timeout_ms,
+            },
         })
         .await?;
+        controller_slot.send_replace(Some(metadata.clone()));
         let endpoints = advertised_endpoints(&config, bound);
-        metadata
-            .register_broker(BrokerRegistration {
-                node_id,
-                endpoints: endpoints.clone(),
-                rack: None,
-            })
-            .await?;
+        let registered = async {
+            metadata.wait_ready().await?;
+            metadata
+                .register_broker(BrokerRegistration {
+                    node_id,
+                    endpoints: endpoints.clone(),
+                    rack: None,
+                })
+                .await
+        };
+        if let Err(e) = registered.await {
+            metadata.shutdown().await;
+            return Err(e);
+        }
         let groups = GroupCoordinator::new(&config, clock.clone());
         let broker = Arc::new(Broker {
             groups,

@@ -52,6 +52,9 @@ pub enum Error {
     InvalidRequest(String),
     #[error("metadata quorum unavailable: {0}")]
     MetadataUnavailable(String),
+    /// The active controller moved while a write was on its way (Kafka's NOT_CONTROLLER).
+    #[error("not the active controller: {0}")]
+    NotController(String),
     #[error("request timed out")]
     RequestTimedOut,
     #[error("{0}")]
@@ -186,6 +189,7 @@ impl Error {
             Error::InvalidConfig(_) => ResponseError::InvalidConfig,
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::MetadataUnavailable(_) => ResponseError::RequestTimedOut,
+            Error::NotController(_) => ResponseError::NotController,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
             Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,

@@ -19,6 +19,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod txn;

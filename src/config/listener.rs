@@ -240,6 +240,13 @@ pub struct QuorumVoter {
 }
 
 /// Parses `controller.quorum.voters`.
+impl QuorumVoter {
+    /// `host:port` of the voter's controller listener.
+    pub fn address(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+}
+
 pub fn parse_quorum_voters(value: &str) -> Result<Vec<QuorumVoter>, String> {
     let mut out: Vec<QuorumVoter> = Vec::new();
     for entry in parse_csv_list(value) {

@@ -230,6 +230,17 @@ pub struct Config {
     pub controller_quorum_voters: Vec<QuorumVoter>,
     /// `controller.quorum.bootstrap.servers` (`host:port,...`).
     pub controller_quorum_bootstrap_servers: Vec<(String, u16)>,
+    /// `controller.quorum.fetch.timeout.ms` (2000): a voter that hears nothing from the
+    /// leader for this long stands for election.
+    pub controller_quorum_fetch_timeout_ms: u64,
+    /// `controller.quorum.election.backoff.max.ms` (1000): the random spread of elections.
+    pub controller_quorum_election_backoff_max_ms: u64,
+    /// `controller.quorum.request.timeout.ms` (2000): one quorum RPC's deadline.
+    pub controller_quorum_request_timeout_ms: u64,
+    /// Lets a quorum of several voters start although replication is not built yet. No
+    /// property sets it: only the cluster's own tests, in Rust, so that no user ever runs a
+    /// multi-node config whose partitions would not be replicated (issue 12).
+    pub unreplicated_quorum_for_tests: bool,
     /// `socket.request.max.bytes` (104857600): largest request frame accepted.
     pub socket_request_max_bytes: usize,
     /// `socket.send.buffer.bytes` (102400; -1 = OS default).
@@ -1303,6 +1314,19 @@ fn build(raw: &Raw, cluster_id: Option<String>) -> Result<(Config, Vec<String>),
         inter_broker_listener_name: net.inter_broker_listener_name,
         controller_quorum_voters,
         controller_quorum_bootstrap_servers,
+        controller_quorum_fetch_timeout_ms: r.long("controller.quorum.fetch.timeout.ms", 2000, 0)?
+            as u64,
+        controller_quorum_election_backoff_max_ms: r.long(
+            "controller.quorum.election.backoff.max.ms",
+            1000,
+            0,
+        )? as u64,
+        controller_quorum_request_timeout_ms: r.long(
+            "controller.quorum.request.timeout.ms",
+            2000,
+            0,
+        )? as u64,
+        unreplicated_quorum_for_tests: false,
         socket_request_max_bytes: r.size("socket.request.max.bytes", 104_857_600, 1)?,
         socket_send_buffer_bytes: r.int("socket.send.buffer.bytes", 102_400, -1)?,
         socket_receive_buffer_bytes: r.int("socket.receive.buffer.bytes", 102_400, -1)?,

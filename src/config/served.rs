@@ -82,13 +82,25 @@ fn check_voters(config: &Config) -> Result<(), ConfigError> {
                 only.id, config.node_id
             ),
         )),
+        voters if !voters.iter().any(|v| v.id == config.node_id) => Err(not_served(
+            config,
+            "controller.quorum.voters",
+            format!(
+                "this node (node.id={}) is not one of the voters: a broker-only node is not \
+                 served yet",
+                config.node_id
+            ),
+        )),
+        // The quorum itself runs over the network; the partitions of its brokers are not
+        // replicated yet, so only the cluster's own tests may start one.
+        _ if config.unreplicated_quorum_for_tests => Ok(()),
         voters => Err(not_served(
             config,
             "controller.quorum.voters",
             format!(
-                "a controller quorum of {} voters is not served yet; Sluice runs a quorum of \
-                 this node alone (one voter, {}@host:port, or leave it unset), and would \
-                 otherwise silently run each node as its own one-node cluster",
+                "a cluster of {} nodes is not served yet (its partitions are not replicated); \
+                 Sluice runs a quorum of this node alone (one voter, {}@host:port, or leave it \
+                 unset)",
                 voters.len(),
                 config.node_id
             ),
@@ -164,7 +176,10 @@ mod tests {
             message.contains("controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093"),
             "{message}"
         );
-        assert!(message.contains("3 voters"), "{message}");
+        assert!(message.contains("cluster of 3 nodes"), "{message}");
+        // A broker that is not one of the voters is a broker-only node: not served either.
+        let message = refusal(standalone("controller.quorum.voters=2@a:9093,3@b:9093"));
+        assert!(message.contains("not one of the voters"), "{message}");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! The metadata controller: the operations handlers call to change cluster facts (register
-//! brokers, create and delete topics, set configs). Each operation validates against the current
-//! image, turns into one batch of records and is proposed to the metadata quorum; the state
-//! machine re-checks the batch when applying it, so concurrent operations cannot both win.
+//! brokers, create and delete topics, set configs). Each operation runs on the active
+//! controller (the quorum's leader; another node forwards it there, as Kafka forwards admin
+//! requests, KIP-590), validates against that node's image, turns into one batch of records
+//! and is proposed to the metadata quorum; the state machine re-checks the batch when applying
+//! it, so concurrent operations cannot both win. A forwarding node answers only once its own
+//! image has applied the result, so a client never misses its own change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ServerState};
 use rand::{RngCore, SeedableRng};
@@ -23,10 +25,15 @@ use crate::error::{Error, Result};
 use crate::metadata::files;
 use crate::metadata::image::{validate_topic_name, MetadataImage, RejectReason};
 use crate::metadata::log_store::LogStore;
-use crate::metadata::network::SingleNodeNetwork;
+use crate::metadata::network::QuorumNetwork;
 use crate::metadata::records::{
     BrokerRegistration, ConfigResourceType, MetadataBatch, MetadataRecord,
 };
+use crate::metadata::rpc::{
+    ControllerWrite, RpcBody, RpcConnection, RpcReply, RpcRequest, WireError, WriteOutput,
+    WriteReply,
+};
+pub use crate::metadata::rpc::{CreatePartitions, CreateTopic};
 use crate::metadata::state_machine::{ImageSender, StateMachineStore};
 use crate::metadata::types::{NodeId, Raft};
 
@@ -36,27 +43,55 @@ const QUORUM_META_FILE: &str = "quorum-meta.json";
 pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 /// Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: no operation writes a bigger batch.
 pub const RECORDS_PER_OPERATION_MAX: usize = 10_000;
-/// How long start waits for this node to lead and apply its log.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long start waits for the quorum to have a leader and this node to apply its log.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a write waits for an active controller to take it and for this node's image to
+/// apply it (Kafka's controller request timeout is the client's request.timeout.ms, 30 s).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before a forwarded write is retried on a new or recovering controller.
+const WRITE_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Where and as whom the controller runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ControllerConfig {
     /// Kafka's `node.id`.
     pub node_id: i32,
     /// Directory of the metadata log, e.g. `<log.dirs[0]>/__cluster_metadata-0/`.
     pub dir: PathBuf,
     pub cluster_id: String,
+    /// `controller.quorum.voters`: each voter's node id and the `host:port` of its controller
+    /// listener. Empty, or this node alone: a quorum of one.
+    pub voters: Vec<(i32, String)>,
+    pub timing: QuorumTiming,
 }
 
-/// A CreateTopics entry after the handler resolved defaults (-1) and validated configs.
-#[derive(Clone, Debug, Default)]
-pub struct CreateTopic {
-    pub name: String,
-    pub num_partitions: i32,
-    pub replication_factor: i16,
-    pub configs: IndexMap<String, String>,
-    pub validate_only: bool,
+/// Kafka's `controller.quorum.*` timeouts, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct QuorumTiming {
+    /// `controller.quorum.fetch.timeout.ms` (2000): how long a voter goes without hearing from
+    /// the leader before it stands for election.
+    pub fetch_timeout_ms: u64,
+    /// `controller.quorum.election.backoff.max.ms` (1000): the random spread of elections.
+    pub election_backoff_max_ms: u64,
+    /// `controller.quorum.request.timeout.ms` (2000): one RPC's deadline.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for QuorumTiming {
+    fn default() -> Self {
+        QuorumTiming {
+            fetch_timeout_ms: 2000,
+            election_backoff_max_ms: 1000,
+            request_timeout_ms: 2000,
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// Whether other voters take part: a quorum of one needs no network.
+    fn multi_voter(&self) -> bool {
+        self.voters.iter().any(|(id, _)| *id != self.node_id)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +115,18 @@ impl std::fmt::Debug for MetadataController {
 /// The metadata quorum member of this node, shared as `Arc`.
 pub struct MetadataController {
     node_id: i32,
+    cluster_id: String,
+    /// Where each other voter's controller listener is, for forwarded writes.
+    voter_addrs: BTreeMap<i32, String>,
+    multi_voter: bool,
     raft: Raft,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     rng: Mutex<ChaCha20Rng>,
+    /// Held until [`MetadataController::wait_ready`] hands it to the leader watch.
+    image_tx: Mutex<Option<ImageSender>>,
+    rng_seed: u64,
+    dir: PathBuf,
+    voters: Vec<(i32, String)>,
     leader_watch: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
     /// Serializes CreatePartitions (see [`MetadataController::create_partitions`]).
@@ -91,6 +135,21 @@ pub struct MetadataController {
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::MetadataUnavailable(e.to_string())
+}
+
+fn unexpected(output: WriteOutput) -> Error {
+    unavailable(format!(
+        "the controller answered {output:?} to another write"
+    ))
+}
+
+impl WriteOutput {
+    fn done(self) -> Result<()> {
+        match self {
+            WriteOutput::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 /// Refuses to start on a directory written for another cluster or node (as Kafka does with
@@ -114,14 +173,32 @@ fn check_identity(cfg: &ControllerConfig) -> Result<()> {
     }
 }
 
-fn raft_config() -> Result<Arc<openraft::Config>> {
-    let config = openraft::Config {
-        cluster_name: "sluice-metadata".into(),
-        // Short timeouts: a restarted single node re-elects itself quickly.
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        ..Default::default()
+/// openraft's timing. A quorum of one elects itself at once on start, so short timeouts cost
+/// nothing there. Several voters map Kafka's settings: a follower stands for election after
+/// `controller.quorum.fetch.timeout.ms` without the leader, spread over
+/// `controller.quorum.election.backoff.max.ms` so that voters rarely stand at once, and the
+/// leader's heartbeat comes four times per fetch timeout, so one late heartbeat on a busy
+/// machine never starts an election.
+fn raft_config(cfg: &ControllerConfig) -> Result<Arc<openraft::Config>> {
+    let t = cfg.timing;
+    let config = if cfg.multi_voter() {
+        let election_min = t.fetch_timeout_ms.max(200);
+        openraft::Config {
+            cluster_name: "sluice-metadata".into(),
+            heartbeat_interval: (election_min / 4).max(50),
+            election_timeout_min: election_min,
+            election_timeout_max: election_min + t.election_backoff_max_ms.max(1),
+            install_snapshot_timeout: t.request_timeout_ms.max(1000),
+            ..Default::default()
+        }
+    } else {
+        openraft::Config {
+            cluster_name: "sluice-metadata".into(),
+            heartbeat_interval: 50,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            ..Default::default()
+        }
     };
     Ok(Arc::new(config.validate().map_err(unavailable)?))
 }
@@ -137,6 +214,23 @@ impl MetadataController {
     /// [`MetadataController::start`] with the seed of the controller's RNG (topic ids) given,
     /// for tests and the simulator.
     pub async fn start_with_seed(cfg: ControllerConfig, rng_seed: u64) -> Result<Arc<Self>> {
+        let controller = Self::open_with_seed(cfg, rng_seed).await?;
+        if let Err(e) = controller.wait_ready().await {
+            controller.shutdown().await;
+            return Err(e);
+        }
+        Ok(controller)
+    }
+
+    /// [`MetadataController::open_with_seed`] with a seed from the OS.
+    pub async fn open(cfg: ControllerConfig) -> Result<Arc<Self>> {
+        Self::open_with_seed(cfg, rand::rngs::OsRng.next_u64()).await
+    }
+
+    /// Opens the stores in `cfg.dir` and starts the quorum member, without waiting for a
+    /// leader: from here on it answers its peers' RPCs ([`MetadataController::handle_rpc`]),
+    /// which a quorum of several needs before any of them can elect one.
+    pub async fn open_with_seed(cfg: ControllerConfig, rng_seed: u64) -> Result<Arc<Self>> {
         let raft_id = NodeId::try_from(cfg.node_id)
             .map_err(|_| Error::InvalidConfig(format!("node.id {} is negative", cfg.node_id)))?;
         std::fs::create_dir_all(&cfg.dir)?;
@@ -145,62 +239,142 @@ impl MetadataController {
         let state_machine = StateMachineStore::open(&cfg.dir, &cfg.cluster_id)?;
         let image_tx = state_machine.image_sender();
         let image_rx = image_tx.subscribe();
+        let network = QuorumNetwork {
+            cluster_id: cfg.cluster_id.clone(),
+            node_id: cfg.node_id,
+        };
         let raft = Raft::new(
             raft_id,
-            raft_config()?,
-            SingleNodeNetwork,
+            raft_config(&cfg)?,
+            network,
             log_store,
             state_machine,
         )
         .await
         .map_err(unavailable)?;
+        Ok(Arc::new(Self {
+            node_id: cfg.node_id,
+            cluster_id: cfg.cluster_id.clone(),
+            voter_addrs: cfg
+                .voters
+                .iter()
+                .filter(|(id, _)| *id != cfg.node_id)
+                .cloned()
+                .collect(),
+            multi_voter: cfg.multi_voter(),
+            raft,
+            image_rx,
+            image_tx: Mutex::new(Some(image_tx)),
+            rng: Mutex::new(ChaCha20Rng::seed_from_u64(rng_seed)),
+            rng_seed,
+            dir: cfg.dir.clone(),
+            voters: cfg.voters.clone(),
+            leader_watch: Mutex::new(None),
+            shut_down: AtomicBool::new(false),
+            partitions_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
 
-        if raft.is_initialized().await.map_err(unavailable)? {
-            // Restart: do not wait for an election timeout to notice there is no leader.
-            raft.trigger().elect().await.map_err(unavailable)?;
+    /// Forms the quorum on first start (every voter proposes the same membership, which
+    /// openraft allows) and waits until it has a leader and this node has applied its log up
+    /// to that leader's first entry.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let raft_id = self.node_id as NodeId;
+        let members: BTreeMap<NodeId, BasicNode> = if self.voters.is_empty() {
+            BTreeMap::from([(raft_id, BasicNode::default())])
         } else {
-            let members = BTreeMap::from([(raft_id, BasicNode::default())]);
-            match raft.initialize(members).await {
+            self.voters
+                .iter()
+                .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
+                .collect()
+        };
+        if self.raft.is_initialized().await.map_err(unavailable)? {
+            self.check_membership(&members)?;
+            if !self.multi_voter {
+                // Restart: do not wait for an election timeout to notice there is no leader.
+                self.raft.trigger().elect().await.map_err(unavailable)?;
+            }
+        } else {
+            match self.raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        raft.wait(Some(STARTUP_TIMEOUT))
+        if self.multi_voter {
+            tracing::info!(node_id = self.node_id, voters = ?self.voters,
+                "waiting for the metadata quorum to elect a leader");
+        }
+        self.raft
+            .wait(Some(STARTUP_TIMEOUT))
             .metrics(
                 |m| {
-                    m.state == ServerState::Leader
-                        && m.current_leader == Some(raft_id)
-                        // The leader's first entry of its term is applied: so is all before it.
+                    m.current_leader.is_some()
+                        // An entry of the leader's term is applied: so is all before it.
                         && m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term)
                         && m.last_applied.map(|l| l.index) == m.last_log_index
                 },
-                "metadata quorum leader with its log applied",
+                "metadata quorum leader with this node's log applied",
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| {
+                Error::MetadataUnavailable(format!(
+                    "no metadata quorum leader within {}s (controller.quorum.voters={}): {e}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    self.voters
+                        .iter()
+                        .map(|(id, addr)| format!("{id}@{addr}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ))
+            })?;
 
-        let last_applied_offset = image_rx.borrow().last_applied_offset;
+        let last_applied_offset = self.image_rx.borrow().last_applied_offset;
         // Mix the log position into the seed so that a restart with the same seed does not
         // hand out the topic ids of the previous run again.
-        let seed = rng_seed ^ (last_applied_offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // This node leads now: publish it before returning, the watch keeps it current.
-        set_controller_id(&image_tx, cfg.node_id);
-        let leader_watch = spawn_leader_watch(&raft, image_tx);
+        let seed = self.rng_seed ^ (last_applied_offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = ChaCha20Rng::seed_from_u64(seed);
+        if let Some(image_tx) = self
+            .image_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            // Publish the leader before returning; the watch keeps it current.
+            let leader = self.raft.metrics().borrow().current_leader;
+            set_controller_id(&image_tx, leader.map_or(-1, |l| l as i32));
+            *self.leader_watch.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(spawn_leader_watch(&self.raft, image_tx));
+        }
         tracing::info!(
-            node_id = cfg.node_id,
-            dir = %cfg.dir.display(),
+            node_id = self.node_id,
+            dir = %self.dir.display(),
             last_applied_offset,
+            leader = ?self.raft.metrics().borrow().current_leader,
             "metadata controller started"
         );
-        Ok(Arc::new(Self {
-            node_id: cfg.node_id,
-            raft,
-            image_rx,
-            rng: Mutex::new(ChaCha20Rng::seed_from_u64(seed)),
-            leader_watch: Mutex::new(Some(leader_watch)),
-            shut_down: AtomicBool::new(false),
-            partitions_lock: tokio::sync::Mutex::new(()),
-        }))
+        Ok(())
+    }
+
+    /// A static quorum's voters are fixed (kraft.version 0): a restart with another
+    /// `controller.quorum.voters` than the log was formed with would split the quorum.
+    fn check_membership(&self, configured: &BTreeMap<NodeId, BasicNode>) -> Result<()> {
+        let stored: BTreeSet<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let wanted: BTreeSet<NodeId> = configured.keys().copied().collect();
+        if stored == wanted {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig(format!(
+            "controller.quorum.voters names voters {wanted:?} but the metadata log in {} was \
+             formed by voters {stored:?}; a static quorum cannot change its voters",
+            self.dir.display()
+        )))
     }
 
     /// This node's id.
@@ -234,6 +408,12 @@ impl MetadataController {
     /// Registers (or re-registers with new endpoints) a broker. Idempotent: an identical
     /// registration writes nothing.
     pub async fn register_broker(&self, reg: BrokerRegistration) -> Result<()> {
+        self.write(ControllerWrite::RegisterBroker(reg))
+            .await?
+            .done()
+    }
+
+    async fn register_broker_local(&self, reg: BrokerRegistration) -> Result<()> {
         if self.image().broker(reg.node_id) == Some(&reg) {
             return Ok(());
         }
@@ -243,6 +423,13 @@ impl MetadataController {
 
     /// Creates a topic and returns its new topic id (for `validate_only`, the id it would get).
     pub async fn create_topic(&self, req: CreateTopic) -> Result<Uuid> {
+        match self.write(ControllerWrite::CreateTopic(req)).await? {
+            WriteOutput::TopicId(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn create_topic_local(&self, req: CreateTopic) -> Result<Uuid> {
         let image = self.image();
         validate_topic_name(&req.name).map_err(Error::InvalidTopic)?;
         if req.name == CLUSTER_METADATA_TOPIC {
@@ -337,6 +524,24 @@ impl MetadataController {
         topics: Vec<CreatePartitions>,
         validate_only: bool,
     ) -> Result<Vec<Result<()>>> {
+        let write = ControllerWrite::CreatePartitions {
+            topics,
+            validate_only,
+        };
+        match self.write(write).await? {
+            WriteOutput::PartitionResults(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(Error::from))
+                .collect()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn create_partitions_local(
+        &self,
+        topics: Vec<CreatePartitions>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<()>>> {
         let _serial = self.partitions_lock.lock().await;
         let image = self.image();
         let mut records = Vec::new();
@@ -358,6 +563,16 @@ impl MetadataController {
 
     /// Deletes a topic by name; returns its topic id.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        match self
+            .write(ControllerWrite::DeleteTopic(name.to_string()))
+            .await?
+        {
+            WriteOutput::TopicId(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_topic_local(&self, name: &str) -> Result<Uuid> {
         let topic_id = self
             .image()
             .topic(name)
@@ -372,6 +587,16 @@ impl MetadataController {
 
     /// Deletes a topic by id; returns the id.
     pub async fn delete_topic_by_id(&self, topic_id: Uuid) -> Result<Uuid> {
+        match self
+            .write(ControllerWrite::DeleteTopicById(topic_id))
+            .await?
+        {
+            WriteOutput::TopicId(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_topic_by_id_local(&self, topic_id: Uuid) -> Result<Uuid> {
         if self.image().topic_by_id(&topic_id).is_none() {
             return Err(Error::UnknownTopicId);
         }
@@ -389,6 +614,21 @@ impl MetadataController {
     /// (which must exist), a broker ("" = cluster default, "<id>" = one broker) or a consumer
     /// group (KIP-848 group configs). Values are validated by the caller.
     pub async fn set_configs(
+        &self,
+        resource_type: ConfigResourceType,
+        resource_name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<()> {
+        self.write(ControllerWrite::SetConfigs {
+            resource_type,
+            resource_name: resource_name.to_string(),
+            changes,
+        })
+        .await?
+        .done()
+    }
+
+    async fn set_configs_local(
         &self,
         resource_type: ConfigResourceType,
         resource_name: &str,
@@ -423,6 +663,17 @@ impl MetadataController {
     /// caller serializes allocations; a concurrent one is refused by the state machine rather
     /// than handing out an id twice.
     pub async fn allocate_producer_ids(&self, broker_id: i32, block_size: i64) -> Result<i64> {
+        let write = ControllerWrite::AllocateProducerIds {
+            broker_id,
+            block_size,
+        };
+        match self.write(write).await? {
+            WriteOutput::ProducerIdStart(start) => Ok(start),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn allocate_producer_ids_local(&self, broker_id: i32, block_size: i64) -> Result<i64> {
         let start = self.image().next_producer_id;
         let next_producer_id = start
             .checked_add(block_size)
@@ -470,6 +721,210 @@ impl MetadataController {
         (topic_id, start)
     }
 
+    /// Whether this node is the active controller now.
+    pub fn is_active(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id as NodeId)
+    }
+
+    /// Runs `write` on the active controller: here if this node is it, else forwarded to it.
+    /// A controller that moves meanwhile is followed, within [`WRITE_TIMEOUT`]. After a
+    /// forwarded write, waits until this node's image has applied it.
+    async fn write(&self, write: ControllerWrite) -> Result<WriteOutput> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        loop {
+            let leader = self.wait_for_leader(deadline).await?;
+            let outcome = if leader == self.node_id {
+                self.run_local(write.clone()).await.0
+            } else {
+                self.forward(leader, &write, deadline).await
+            };
+            match outcome {
+                Err(Error::NotController(reason)) => {
+                    if tokio::time::Instant::now() + WRITE_RETRY_BACKOFF >= deadline {
+                        return Err(unavailable(format!(
+                            "no active controller took the write within {}s: {reason}",
+                            WRITE_TIMEOUT.as_secs()
+                        )));
+                    }
+                    tracing::debug!(%reason, "retrying a controller write");
+                    tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs a write on this node, which must be the active controller; returns its result and
+    /// the metadata offset that includes it.
+    async fn run_local(&self, write: ControllerWrite) -> (Result<WriteOutput>, i64) {
+        if !self.is_active() {
+            return (
+                Err(Error::NotController(format!(
+                    "node {} is not the active controller",
+                    self.node_id
+                ))),
+                -1,
+            );
+        }
+        let result = match write {
+            ControllerWrite::RegisterBroker(reg) => self
+                .register_broker_local(reg)
+                .await
+                .map(|()| WriteOutput::Done),
+            ControllerWrite::CreateTopic(req) => {
+                self.create_topic_local(req).await.map(WriteOutput::TopicId)
+            }
+            ControllerWrite::CreatePartitions {
+                topics,
+                validate_only,
+            } => self
+                .create_partitions_local(topics, validate_only)
+                .await
+                .map(|results| {
+                    WriteOutput::PartitionResults(
+                        results
+                            .into_iter()
+                            .map(|r| r.map_err(WireError::from))
+                            .collect(),
+                    )
+                }),
+            ControllerWrite::DeleteTopic(name) => self
+                .delete_topic_local(&name)
+                .await
+                .map(WriteOutput::TopicId),
+            ControllerWrite::DeleteTopicById(id) => self
+                .delete_topic_by_id_local(id)
+                .await
+                .map(WriteOutput::TopicId),
+            ControllerWrite::SetConfigs {
+                resource_type,
+                resource_name,
+                changes,
+            } => self
+                .set_configs_local(resource_type, &resource_name, changes)
+                .await
+                .map(|()| WriteOutput::Done),
+            ControllerWrite::AllocateProducerIds {
+                broker_id,
+                block_size,
+            } => self
+                .allocate_producer_ids_local(broker_id, block_size)
+                .await
+                .map(WriteOutput::ProducerIdStart),
+        };
+        // The leader's image has applied everything it acknowledged: its offset covers this.
+        (result, self.image_rx.borrow().last_applied_offset)
+    }
+
+    /// Sends a write to the active controller `leader` and waits for this node's image to
+    /// reach the offset it was applied at.
+    async fn forward(
+        &self,
+        leader: i32,
+        write: &ControllerWrite,
+        deadline: tokio::time::Instant,
+    ) -> Result<WriteOutput> {
+        let Some(addr) = self.voter_addrs.get(&leader) else {
+            return Err(Error::NotController(format!(
+                "the active controller {leader} is not in controller.quorum.voters"
+            )));
+        };
+        let request = RpcRequest {
+            cluster_id: self.cluster_id.clone(),
+            from: self.node_id,
+            body: RpcBody::Write(write.clone()),
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let mut connection = RpcConnection::new(addr.clone());
+        let reply = match connection.call(&request, left).await {
+            Ok(RpcReply::Write(reply)) => reply,
+            Ok(RpcReply::Refused(reason)) => return Err(Error::NotController(reason)),
+            Ok(other) => return Err(unavailable(format!("unexpected reply {other:?}"))),
+            // Never reached the controller: safe to retry. Anything later may have been
+            // applied, and a retry could apply it twice (Kafka's clients see the same).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(Error::NotController(format!(
+                    "controller {leader} at {addr}: {e}"
+                )))
+            }
+            Err(e) => return Err(unavailable(format!("controller {leader} at {addr}: {e}"))),
+        };
+        let WriteReply { result, offset } = reply;
+        if offset >= 0 {
+            self.wait_applied(offset, deadline).await?;
+        }
+        result.map_err(Error::from)
+    }
+
+    /// Waits until the quorum has a leader; returns its node id.
+    async fn wait_for_leader(&self, deadline: tokio::time::Instant) -> Result<i32> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(unavailable("the metadata controller is shut down"));
+        }
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow_and_update().current_leader {
+                return Ok(leader as i32);
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(unavailable("the metadata quorum stopped")),
+                Err(_) => return Err(unavailable("the metadata quorum has no leader")),
+            }
+        }
+    }
+
+    /// Waits until this node's image has applied metadata offset `offset`.
+    async fn wait_applied(&self, offset: i64, deadline: tokio::time::Instant) -> Result<()> {
+        let mut images = self.image_rx.clone();
+        let reached = tokio::time::timeout_at(
+            deadline,
+            images.wait_for(|image| image.last_applied_offset >= offset),
+        )
+        .await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(unavailable("the metadata quorum stopped")),
+            Err(_) => Err(unavailable(format!(
+                "this node did not apply metadata offset {offset} in time"
+            ))),
+        }
+    }
+
+    /// Serves one RPC from another voter (the controller listener hands them here).
+    pub async fn handle_rpc(&self, request: RpcRequest) -> RpcReply {
+        if request.cluster_id != self.cluster_id {
+            // Kafka's INCONSISTENT_CLUSTER_ID: two clusters must never share a quorum.
+            tracing::warn!(from = request.from, their_cluster_id = %request.cluster_id,
+                cluster_id = %self.cluster_id, "refused a controller RPC from another cluster");
+            return RpcReply::Refused(format!(
+                "INCONSISTENT_CLUSTER_ID: node {} belongs to cluster {}, not {}",
+                self.node_id, self.cluster_id, request.cluster_id
+            ));
+        }
+        if self.shut_down.load(Ordering::SeqCst) {
+            return RpcReply::Refused(format!("node {} is shutting down", self.node_id));
+        }
+        match request.body {
+            RpcBody::AppendEntries(rpc) => {
+                RpcReply::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            RpcBody::Vote(rpc) => RpcReply::Vote(self.raft.vote(rpc).await),
+            RpcBody::InstallSnapshot(rpc) => {
+                RpcReply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            RpcBody::Write(write) => {
+                let (result, offset) = self.run_local(write).await;
+                RpcReply::Write(WriteReply {
+                    result: result.map_err(WireError::from),
+                    offset,
+                })
+            }
+        }
+    }
+
     /// Proposes one batch and waits until it is applied; a batch the state machine refused
     /// comes back as its error.
     async fn propose(&self, records: Vec<MetadataRecord>) -> Result<()> {
@@ -481,10 +936,12 @@ impl MetadataController {
             .client_write(MetadataBatch::new(records))
             .await
             .map_err(|e| match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => unavailable(format!(
-                    "this node is not the active controller (leader: {:?})",
-                    f.leader_id
-                )),
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    Error::NotController(format!(
+                        "this node is not the active controller (leader: {:?})",
+                        f.leader_id
+                    ))
+                }
                 e => unavailable(e),
             })?;
         match response.data.rejected {
@@ -492,15 +949,6 @@ impl MetadataController {
             Some(reason) => Err(reason.into()),
         }
     }
-}
-
-/// One topic of a CreatePartitions request: the new total count and, optionally, the replicas
-/// of each added partition.
-#[derive(Clone, Debug, Default)]
-pub struct CreatePartitions {
-    pub name: String,
-    pub count: i32,
-    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// The Partition records that grow `req.name` to `req.count`, checked as Kafka checks them
@@ -659,6 +1107,7 @@ mod tests {
             node_id: 1,
             dir: dir.to_path_buf(),
             cluster_id: "test-cluster".into(),
+            ..Default::default()
         }
     }
 
@@ -1023,5 +1472,29 @@ mod tests {
                 .await
                 .expect("purged");
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_from_another_cluster_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = started(dir.path()).await;
+        let request = |cluster_id: &str| RpcRequest {
+            cluster_id: cluster_id.into(),
+            from: 2,
+            body: RpcBody::Write(ControllerWrite::DeleteTopic("absent".into())),
+        };
+        match c.handle_rpc(request("other-cluster")).await {
+            RpcReply::Refused(reason) => {
+                assert!(reason.contains("INCONSISTENT_CLUSTER_ID"), "{reason}")
+            }
+            other => panic!("served a request of another cluster: {other:?}"),
+        }
+        match c.handle_rpc(request("test-cluster")).await {
+            RpcReply::Write(reply) => {
+                assert_eq!(reply.result, Err(WireError::UnknownTopicOrPartition))
+            }
+            other => panic!("{other:?}"),
+        }
+        c.shutdown().await;
     }
 }

@@ -6,7 +6,8 @@
 //! - [`image`]: the immutable image and how a batch produces the next one.
 //! - [`types`]: openraft type configuration.
 //! - [`log_store`] / [`state_machine`]: durable raft log and state machine on files.
-//! - [`network`]: raft transport (none for a quorum of one; replaced by the cluster work).
+//! - [`rpc`] / [`network`]: what voters ask each other over the controller listener, and
+//!   openraft's transport on it.
 //! - [`controller`]: [`MetadataController`], the operations handlers call.
 
 pub mod controller;
@@ -15,6 +16,7 @@ pub mod image;
 pub mod log_store;
 pub mod network;
 pub mod records;
+pub mod rpc;
 pub mod state_machine;
 pub mod types;
 

@@ -1,7 +1,12 @@
-//! Raft transport of the metadata quorum. A single node has no peers: every RPC is Unreachable.
-//! The cluster issue replaces this file with a real network; nothing else depends on it.
+//! Raft transport of the metadata quorum: openraft's RPCs to the other voters, over TCP to
+//! their controller listeners (`controller.quorum.voters`), framed as [`crate::metadata::rpc`]
+//! describes. A quorum of one never asks for a client.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -9,61 +14,120 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
+use crate::metadata::rpc::{RpcBody, RpcConnection, RpcReply, RpcRequest};
 use crate::metadata::types::{NodeId, TypeConfig};
 
-/// Network factory of a quorum of one.
-#[derive(Clone, Debug, Default)]
-pub struct SingleNodeNetwork;
+/// Makes one connection per peer and purpose (openraft asks for one per replication stream
+/// and per election).
+#[derive(Clone, Debug)]
+pub struct QuorumNetwork {
+    pub cluster_id: String,
+    pub node_id: i32,
+}
 
-/// A "connection" to a peer that does not exist.
+/// A connection to one voter.
 #[derive(Debug)]
-pub struct NoPeer {
+pub struct PeerClient {
     target: NodeId,
+    cluster_id: String,
+    node_id: i32,
+    connection: RpcConnection,
 }
 
-impl NoPeer {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        let reason = std::io::Error::other(format!(
-            "single-node metadata quorum has no network to node {}",
-            self.target
-        ));
-        RPCError::Unreachable(Unreachable::new(&reason))
+impl RaftNetworkFactory<TypeConfig> for QuorumNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
+            connection: RpcConnection::new(node.addr.clone()),
+        }
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for SingleNodeNetwork {
-    type Network = NoPeer;
+type Failure<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> NoPeer {
-        NoPeer { target }
+impl PeerClient {
+    /// Sends one RPC; a peer that cannot be reached is `Unreachable` (openraft backs off), a
+    /// refusal (another cluster, still starting) a network error.
+    async fn send<E: std::error::Error>(
+        &mut self,
+        body: RpcBody,
+        option: &RPCOption,
+    ) -> Result<RpcReply, Failure<E>> {
+        let request = RpcRequest {
+            cluster_id: self.cluster_id.clone(),
+            from: self.node_id,
+            body,
+        };
+        // At least a second: a busy 2-core machine must not turn a slow peer into a lost one.
+        let timeout = option.hard_ttl().max(Duration::from_secs(1));
+        match self.connection.call(&request, timeout).await {
+            Ok(RpcReply::Refused(reason)) => {
+                tracing::warn!(target = self.target, addr = self.connection.addr(), %reason,
+                    "metadata quorum peer refused a request");
+                Err(RPCError::Network(NetworkError::new(
+                    &std::io::Error::other(reason),
+                )))
+            }
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                tracing::debug!(target = self.target, addr = self.connection.addr(), error = %e,
+                    "metadata quorum peer unreachable");
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self, reply: &RpcReply) -> Failure<E> {
+        let reason = format!("unexpected reply from node {}: {reply:?}", self.target);
+        RPCError::Network(NetworkError::new(&std::io::Error::other(reason)))
+    }
+
+    fn remote<E: std::error::Error>(&self, e: RaftError<NodeId, E>) -> Failure<E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoPeer {
+impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        match self.send(RpcBody::AppendEntries(rpc), &option).await? {
+            RpcReply::AppendEntries(Ok(response)) => Ok(response),
+            RpcReply::AppendEntries(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(self.unreachable())
+        match self.send(RpcBody::InstallSnapshot(rpc), &option).await? {
+            RpcReply::InstallSnapshot(Ok(response)) => Ok(response),
+            RpcReply::InstallSnapshot(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        match self.send(RpcBody::Vote(rpc), &option).await? {
+            RpcReply::Vote(Ok(response)) => Ok(response),
+            RpcReply::Vote(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(&other)),
+        }
     }
 }

@@ -112,10 +112,11 @@ pub const REGISTRY: &[(ApiKey, Versions)] = &[
     ),
 ];
 
-/// The APIs a controller listener serves. Kafka's controller listener answers the KRaft
-/// quorum's and the controller's own APIs (ApiMessageType's CONTROLLER listener type); until
-/// the quorum runs over the network, ApiVersions alone, so a client that reaches it (an admin
-/// client with `bootstrap.controllers`, KIP-919) learns at once that nothing else is there.
+/// The Kafka APIs a controller listener serves. Kafka's controller listener answers the KRaft
+/// quorum's and the controller's own APIs (ApiMessageType's CONTROLLER listener type); Sluice's
+/// quorum speaks its own RPCs there (metadata/rpc.rs), so of Kafka's APIs ApiVersions alone,
+/// and a client that reaches it (an admin client with `bootstrap.controllers`, KIP-919) learns
+/// at once that nothing else is there (server/controller_listener.rs).
 const CONTROLLER_LISTENER_APIS: &[ApiKey] = &[ApiKey::ApiVersions];
 
 /// The versions of `api_key` this broker serves, if any.
@@ -169,14 +170,13 @@ pub enum DispatchError {
     Encode(String),
 }
 
-/// Decodes one request frame, runs its handler and returns the encoded response frame body
-/// (as parts written back to back), or `None` when the request takes no response (acks=0).
-pub async fn handle_frame(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
+/// Reads a request's header off `frame` (leaving the body), refusing an API the listener
+/// does not serve; returns the request's context and the versions served of its API.
+pub fn request_context(
+    frame: &mut Bytes,
     peer: SocketAddr,
     listener: &ListenerInfo,
-) -> Result<Option<Vec<Bytes>>, DispatchError> {
+) -> Result<(RequestContext, Versions), DispatchError> {
     if frame.len() < 8 {
         return Err(DispatchError::ShortHeader);
     }
@@ -193,7 +193,7 @@ pub async fn handle_frame(
         api_key.request_header_version(api_version)
     };
     let header =
-        RequestHeader::decode(&mut frame, header_version).map_err(|e| DispatchError::Decode {
+        RequestHeader::decode(frame, header_version).map_err(|e| DispatchError::Decode {
             api_key,
             version: api_version,
             reason: format!("header: {e}"),
@@ -212,6 +212,19 @@ pub async fn handle_frame(
             listener: listener.name.clone(),
         });
     }
+    Ok((ctx, supported))
+}
+
+/// Decodes one request frame, runs its handler and returns the encoded response frame body
+/// (as parts written back to back), or `None` when the request takes no response (acks=0).
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+) -> Result<Option<Vec<Bytes>>, DispatchError> {
+    let (ctx, supported) = request_context(&mut frame, peer, listener)?;
+    let (api_key, api_version) = (ctx.api_key, ctx.api_version);
     if !supported.contains(api_version) {
         if api_key == ApiKey::ApiVersions {
             return api_versions::unsupported_version_response(&ctx).map(Some);

@@ -5,6 +5,7 @@
 //! place that maps an API key to its handler and the registry ApiVersions is derived from.
 
 pub mod connection;
+pub mod controller_listener;
 pub mod dispatch;
 pub mod fetch_session;
 pub mod handlers;
@@ -102,6 +103,7 @@ impl Server {
             .map(|(_, (_, addr))| *addr)
             .expect("bind_all returns a client listener");
         let tasks = TaskTracker::new();
+        let connections = ConnectionLimits::new(&config);
         let http_state = Arc::new(http::HttpState::default());
         let http_shutdown = CancellationToken::new();
         let mut cancel_http = CancelOnDrop(Some(http_shutdown.clone()));
@@ -124,9 +126,30 @@ impl Server {
         if let Some(hold) = hooks.hold_recovery {
             let _ = hold.await;
         }
+        // The controller listener serves from now on: the other voters' RPCs reach this
+        // node's controller as soon as it is open, which the quorum's election needs.
+        let (controller_slot, controller_rx) = tokio::sync::watch::channel(None);
+        let (controller_listeners, listeners): (Vec<_>, Vec<_>) =
+            listeners.into_iter().partition(|l| l.info.controller);
+        for listener in controller_listeners {
+            tracing::info!(listener = %listener.info.name, addr = %listener.socket.local_addr()?,
+                "controller listener serving");
+            tasks.spawn(controller_listener::accept_loop(
+                listener,
+                controller_listener::ControllerListener {
+                    controller: controller_rx.clone(),
+                    shutdown: http_shutdown.clone(),
+                    idle: std::time::Duration::from_millis(
+                        config.connections_max_idle_ms.max(1) as u64
+                    ),
+                    connections: connections.connections.clone(),
+                },
+                tasks.clone(),
+            ));
+        }
         report_previous_shutdown(&config, disk.as_ref());
         let (log_dirs_key, log_dirs_value) = config.log_dirs_setting();
-        let broker = Broker::start(config, &bound, disk, clock)
+        let broker = Broker::start(config, &bound, disk, clock, &controller_slot)
             .await
             .map_err(|e| match e {
                 Error::LogDir { source, .. } => {
@@ -134,7 +157,6 @@ impl Server {
                 }
                 e => e,
             })?;
-        let connections = ConnectionLimits::new(&broker.config);
         for listener in listeners {
             tracing::info!(
                 listener = %listener.info.name,

@@ -1,15 +1,11 @@
-//! The networking seam: every socket the broker opens goes through here, so a simulator
-//! (turmoil) can replace these types without touching the rest (DESIGN.md).
+//! The broker's listeners: binds every listener of `listeners` and the HTTP listener on the
+//! socket seam of [`crate::net`], and names each accepted connection's listener.
 
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
-
 use crate::config::Config;
 use crate::error::{Error, Result};
-
-pub type Listener = TcpListener;
-pub type Stream = TcpStream;
+pub use crate::net::{configure, Listener, Stream};
 
 /// Which listener a connection was accepted on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,13 +72,5 @@ pub async fn bind_http(config: &Config) -> Result<Option<Listener>> {
 }
 
 async fn bind_address(host: &str, port: u16) -> std::io::Result<Listener> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    TcpListener::bind((host, port)).await
-}
-
-/// Disables Nagle: Kafka responses are written whole and latency matters more than packing.
-pub fn configure(stream: &Stream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
+    crate::net::bind(host, port).await
 }

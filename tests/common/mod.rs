@@ -1,6 +1,8 @@
 //! Black-box test harness: a real broker on 127.0.0.1:0 and a minimal wire client.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -21,6 +21,12 @@ pub async fn handle(
     ctx: &RequestContext,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
+    response(ctx)
+}
+
+/// What ApiVersions answers on the listener of `ctx`; the controller listener answers it
+/// before the broker has started (server/controller_listener.rs).
+pub fn response(ctx: &RequestContext) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(0)
         .with_api_keys(advertised(ctx))
