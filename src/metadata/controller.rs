@@ -116,9 +116,6 @@ impl std::fmt::Debug for MetadataController {
 pub struct MetadataController {
     node_id: i32,
     cluster_id: String,
-    /// Where each other voter's controller listener is, for forwarded writes.
-    voter_addrs: BTreeMap<i32, String>,
-    multi_voter: bool,
     raft: Raft,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     rng: Mutex<ChaCha20Rng>,
@@ -255,13 +252,6 @@ impl MetadataController {
         Ok(Arc::new(Self {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
-            voter_addrs: cfg
-                .voters
-                .iter()
-                .filter(|(id, _)| *id != cfg.node_id)
-                .cloned()
-                .collect(),
-            multi_voter: cfg.multi_voter(),
             raft,
             image_rx,
             image_tx: Mutex::new(Some(image_tx)),
@@ -290,7 +280,7 @@ impl MetadataController {
         };
         if self.raft.is_initialized().await.map_err(unavailable)? {
             self.check_membership(&members)?;
-            if !self.multi_voter {
+            if !self.multi_voter() {
                 // Restart: do not wait for an election timeout to notice there is no leader.
                 self.raft.trigger().elect().await.map_err(unavailable)?;
             }
@@ -300,7 +290,7 @@ impl MetadataController {
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        if self.multi_voter {
+        if self.multi_voter() {
             tracing::info!(node_id = self.node_id, voters = ?self.voters,
                 "waiting for the metadata quorum to elect a leader");
         }
@@ -721,6 +711,11 @@ impl MetadataController {
         (topic_id, start)
     }
 
+    /// Whether other voters take part (see [`ControllerConfig`]).
+    fn multi_voter(&self) -> bool {
+        self.voters.iter().any(|(id, _)| *id != self.node_id)
+    }
+
     /// Whether this node is the active controller now.
     pub fn is_active(&self) -> bool {
         let m = self.raft.metrics();
@@ -826,7 +821,7 @@ impl MetadataController {
         write: &ControllerWrite,
         deadline: tokio::time::Instant,
     ) -> Result<WriteOutput> {
-        let Some(addr) = self.voter_addrs.get(&leader) else {
+        let Some((_, addr)) = self.voters.iter().find(|(id, _)| *id == leader) else {
             return Err(Error::NotController(format!(
                 "the active controller {leader} is not in controller.quorum.voters"
             )));

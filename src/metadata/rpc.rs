@@ -272,13 +272,14 @@ impl RpcConnection {
         request: &RpcRequest,
         timeout: Duration,
     ) -> std::io::Result<RpcReply> {
-        if self.stream.is_none() {
-            let stream: Stream = crate::net::connect(&self.addr, timeout).await?;
-            let (read, write) = stream.into_split();
-            self.stream = Some((BufReader::new(read), BufWriter::new(write)));
-        }
-        let Some((reader, writer)) = self.stream.as_mut() else {
-            unreachable!("connected above");
+        let (reader, writer) = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream: Stream = crate::net::connect(&self.addr, timeout).await?;
+                let (read, write) = stream.into_split();
+                self.stream
+                    .insert((BufReader::new(read), BufWriter::new(write)))
+            }
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;

@@ -31,8 +31,9 @@ pub struct ControllerListener {
     pub shutdown: CancellationToken,
     /// `connections.max.idle.ms`.
     pub idle: Duration,
-    /// Connections open at once (`max.connections` bounds them, as for every listener).
-    pub connections: Arc<tokio::sync::Semaphore>,
+    /// `max.connections` and `max.connections.per.ip`, counted with every other listener's.
+    pub(super) limits: super::ConnectionLimits,
+    pub max_connections_per_ip: i32,
 }
 
 /// Accepts connections on a controller listener until shutdown.
@@ -50,14 +51,23 @@ pub async fn accept_loop(listener: BoundListener, shared: ControllerListener, ta
                 continue;
             }
         };
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        let Ok(permit) = shared.limits.connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "max.connections reached; closing new controller connection");
+            continue;
+        };
+        let Some(ip_guard) = super::PerIpGuard::acquire(
+            &shared.limits.per_ip,
+            peer.ip(),
+            shared.max_connections_per_ip,
+        ) else {
+            tracing::warn!(%peer, "max.connections.per.ip reached; closing new controller connection");
             continue;
         };
         let shared = shared.clone();
         let info = listener.info.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let _ip_guard = ip_guard;
             serve(shared, stream, peer, info).await;
         });
     }

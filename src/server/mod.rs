@@ -142,7 +142,8 @@ impl Server {
                     idle: std::time::Duration::from_millis(
                         config.connections_max_idle_ms.max(1) as u64
                     ),
-                    connections: connections.connections.clone(),
+                    limits: connections.clone(),
+                    max_connections_per_ip: config.max_connections_per_ip,
                 },
                 tasks.clone(),
             ));
