@@ -6,6 +6,7 @@
 use indexmap::IndexMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -18,12 +19,16 @@ use crate::log::disk::Disk;
 use crate::log::log_manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::LogConfig;
+use crate::metadata::broker_lifecycle::BrokerLifecycle;
 use crate::metadata::controller::{
-    ControllerConfig, CreateTopic, MetadataController, QuorumTiming,
+    BrokerLifecycleConfig, ControllerConfig, CreateTopic, MetadataController, QuorumTiming,
 };
 use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
 use crate::server::fetch_session::FetchSessionCache;
+
+/// How long start waits for the controller to unfence this broker after registering.
+const UNFENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One broker: what `sluice` runs, and what each black-box test starts on 127.0.0.1:0.
 #[derive(Debug)]
@@ -35,6 +40,8 @@ pub struct Broker {
     /// wildcard hosts and port 0 resolved to what was bound).
     pub endpoints: Vec<BrokerEndpoint>,
     pub metadata: Arc<MetadataController>,
+    /// Registration, heartbeats and controlled shutdown with the active controller.
+    pub lifecycle: BrokerLifecycle,
     pub logs: LogManager,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
@@ -102,24 +109,42 @@ impl Broker {
                 election_backoff_max_ms: config.controller_quorum_election_backoff_max_ms,
                 request_timeout_ms: config.controller_quorum_request_timeout_ms,
             },
+            brokers: BrokerLifecycleConfig {
+                session_timeout_ms: config.broker_session_timeout_ms.max(1) as u64,
+                unclean_leader_election_enable: config.unclean_leader_election_enable,
+            },
         })
         .await?;
         controller_slot.send_replace(Some(metadata.clone()));
         let endpoints = advertised_endpoints(&config, bound);
         let registered = async {
             metadata.wait_ready().await?;
-            metadata
-                .register_broker(BrokerRegistration {
+            let lifecycle = BrokerLifecycle::start(
+                metadata.clone(),
+                BrokerRegistration {
                     node_id,
+                    incarnation_id: uuid::Uuid::nil(),
+                    broker_epoch: -1,
                     endpoints: endpoints.clone(),
-                    rack: None,
-                })
-                .await
+                    rack: config.broker_rack.clone(),
+                    fenced: true,
+                    in_controlled_shutdown: false,
+                },
+                Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64),
+            )
+            .await?;
+            // Kafka's broker serves once the controller has unfenced it: it has caught up
+            // with the metadata log, and leads the partitions it can.
+            lifecycle.wait_unfenced(UNFENCE_TIMEOUT).await?;
+            Ok::<_, Error>(lifecycle)
         };
-        if let Err(e) = registered.await {
-            metadata.shutdown().await;
-            return Err(e);
-        }
+        let lifecycle = match registered.await {
+            Ok(lifecycle) => lifecycle,
+            Err(e) => {
+                metadata.shutdown().await;
+                return Err(e);
+            }
+        };
         let groups = GroupCoordinator::new(&config, clock.clone());
         let broker = Arc::new(Broker {
             groups,
@@ -132,6 +157,7 @@ impl Broker {
             cluster_id,
             endpoints,
             metadata,
+            lifecycle,
             logs,
             clock,
             metrics,

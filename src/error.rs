@@ -55,6 +55,16 @@ pub enum Error {
     /// The active controller moved while a write was on its way (Kafka's NOT_CONTROLLER).
     #[error("not the active controller: {0}")]
     NotController(String),
+    /// A broker heartbeat or request carried another epoch than its registration's (Kafka's
+    /// STALE_BROKER_EPOCH): the broker registers again.
+    #[error("stale broker epoch: {0}")]
+    StaleBrokerEpoch(String),
+    /// A heartbeat from a broker id with no registration (BROKER_ID_NOT_REGISTERED).
+    #[error("broker {0} is not registered")]
+    BrokerIdNotRegistered(i32),
+    /// Another live process registered this broker id (DUPLICATE_BROKER_REGISTRATION).
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
     #[error("request timed out")]
     RequestTimedOut,
     #[error("{0}")]
@@ -190,6 +200,9 @@ impl Error {
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::MetadataUnavailable(_) => ResponseError::RequestTimedOut,
             Error::NotController(_) => ResponseError::NotController,
+            Error::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+            Error::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            Error::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
             Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,

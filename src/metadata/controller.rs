@@ -19,15 +19,23 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::metadata::cluster_control::{
+    fence_records, heartbeat_records, register_records, BrokerHeartbeat, BrokerSessions,
+    HeartbeatReply,
+};
 use crate::metadata::files;
 use crate::metadata::image::{validate_topic_name, MetadataImage, RejectReason};
 use crate::metadata::log_store::LogStore;
 use crate::metadata::network::QuorumNetwork;
 use crate::metadata::records::{
     BrokerRegistration, ConfigResourceType, MetadataBatch, MetadataRecord,
+};
+use crate::metadata::replication_control::{
+    place, replication_factor_error, usable_brokers, PlacementSeed,
 };
 use crate::metadata::rpc::{
     ControllerWrite, RpcBody, RpcConnection, RpcReply, RpcRequest, WireError, WriteOutput,
@@ -63,6 +71,25 @@ pub struct ControllerConfig {
     /// listener. Empty, or this node alone: a quorum of one.
     pub voters: Vec<(i32, String)>,
     pub timing: QuorumTiming,
+    pub brokers: BrokerLifecycleConfig,
+}
+
+/// What the active controller needs to decide about brokers and their partitions.
+#[derive(Clone, Copy, Debug)]
+pub struct BrokerLifecycleConfig {
+    /// `broker.session.timeout.ms` (9000): a broker silent this long is fenced.
+    pub session_timeout_ms: u64,
+    /// The static `unclean.leader.election.enable` (false), under topic and dynamic configs.
+    pub unclean_leader_election_enable: bool,
+}
+
+impl Default for BrokerLifecycleConfig {
+    fn default() -> Self {
+        BrokerLifecycleConfig {
+            session_timeout_ms: 9000,
+            unclean_leader_election_enable: false,
+        }
+    }
 }
 
 /// Kafka's `controller.quorum.*` timeouts, in milliseconds.
@@ -125,9 +152,22 @@ pub struct MetadataController {
     dir: PathBuf,
     voters: Vec<(i32, String)>,
     leader_watch: Mutex<Option<JoinHandle<()>>>,
+    /// Fences brokers whose session ran out, while this node is the active controller.
+    session_watch: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
-    /// Serializes CreatePartitions (see [`MetadataController::create_partitions`]).
-    partitions_lock: tokio::sync::Mutex<()>,
+    /// Serializes the writes run on this node as the active controller, as Kafka's controller
+    /// runs one event at a time: each reads the image and proposes records computed from it,
+    /// so two of them (ISR changes of one partition, two growths of one topic) must not be
+    /// computed from the same image.
+    control_lock: tokio::sync::Mutex<()>,
+    /// Broker heartbeat sessions (meaningful while this node is the active controller).
+    sessions: BrokerSessions,
+    /// The raft term in which `sessions` were last granted afresh (Kafka's activation).
+    sessions_term: Mutex<Option<u64>>,
+    lifecycle: BrokerLifecycleConfig,
+    /// This process's RegisterBrokerRecord.IncarnationId, drawn once the log is read (see
+    /// [`MetadataController::wait_ready`]).
+    incarnation_id: std::sync::OnceLock<Uuid>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -249,7 +289,7 @@ impl MetadataController {
         )
         .await
         .map_err(unavailable)?;
-        Ok(Arc::new(Self {
+        let controller = Arc::new(Self {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
             raft,
@@ -260,9 +300,23 @@ impl MetadataController {
             dir: cfg.dir.clone(),
             voters: cfg.voters.clone(),
             leader_watch: Mutex::new(None),
+            session_watch: Mutex::new(None),
             shut_down: AtomicBool::new(false),
-            partitions_lock: tokio::sync::Mutex::new(()),
-        }))
+            control_lock: tokio::sync::Mutex::new(()),
+            sessions_term: Mutex::new(None),
+            sessions: BrokerSessions::new(Duration::from_millis(cfg.brokers.session_timeout_ms)),
+            lifecycle: cfg.brokers,
+            incarnation_id: std::sync::OnceLock::new(),
+        });
+        let weak = Arc::downgrade(&controller);
+        *controller
+            .session_watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tokio::spawn(session_watch(
+            weak,
+            Duration::from_millis(cfg.brokers.session_timeout_ms),
+        )));
+        Ok(controller)
     }
 
     /// Forms the quorum on first start (every voter proposes the same membership, which
@@ -322,7 +376,15 @@ impl MetadataController {
         // Mix the log position into the seed so that a restart with the same seed does not
         // hand out the topic ids of the previous run again.
         let seed = self.rng_seed ^ (last_applied_offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = ChaCha20Rng::seed_from_u64(seed);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        // Drawn after the reseed: the same seed on a restart still gives a new incarnation,
+        // since the log has grown by the previous registration.
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        let _ = self
+            .incarnation_id
+            .set(uuid::Builder::from_random_bytes(bytes).into_uuid());
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = rng;
         if let Some(image_tx) = self
             .image_tx
             .lock()
@@ -395,20 +457,93 @@ impl MetadataController {
         self.image_rx.clone()
     }
 
-    /// Registers (or re-registers with new endpoints) a broker. Idempotent: an identical
-    /// registration writes nothing.
-    pub async fn register_broker(&self, reg: BrokerRegistration) -> Result<()> {
-        self.write(ControllerWrite::RegisterBroker(reg))
-            .await?
-            .done()
+    /// This process's incarnation id (nil before [`MetadataController::wait_ready`]).
+    pub fn incarnation_id(&self) -> Uuid {
+        self.incarnation_id.get().copied().unwrap_or_default()
     }
 
-    async fn register_broker_local(&self, reg: BrokerRegistration) -> Result<()> {
-        if self.image().broker(reg.node_id) == Some(&reg) {
-            return Ok(());
+    /// Registers a broker (Kafka's BrokerRegistration) and returns its broker epoch. The same
+    /// incarnation registering again keeps its epoch (new endpoints are recorded); a new one
+    /// registers fenced with a new epoch, unfenced by a heartbeat once caught up.
+    pub async fn register_broker(&self, reg: BrokerRegistration) -> Result<i64> {
+        match self.write(ControllerWrite::RegisterBroker(reg)).await? {
+            WriteOutput::BrokerEpoch(epoch) => Ok(epoch),
+            other => Err(unexpected(other)),
         }
-        self.propose(vec![MetadataRecord::RegisterBroker(reg)])
-            .await
+    }
+
+    async fn register_broker_local(&self, reg: BrokerRegistration) -> Result<i64> {
+        let node_id = reg.node_id;
+        let records = register_records(&self.image(), &self.sessions, reg, Instant::now())?;
+        if !records.is_empty() {
+            self.propose(records).await?;
+        }
+        self.image()
+            .broker(node_id)
+            .map(|b| b.broker_epoch)
+            .ok_or(Error::BrokerIdNotRegistered(node_id))
+    }
+
+    /// One BrokerHeartbeat to the active controller (Kafka API 63): keeps the broker's
+    /// session, unfences it once caught up, runs its controlled shutdown.
+    pub async fn broker_heartbeat(&self, heartbeat: BrokerHeartbeat) -> Result<HeartbeatReply> {
+        match self
+            .write(ControllerWrite::BrokerHeartbeat(heartbeat))
+            .await?
+        {
+            WriteOutput::Heartbeat(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn broker_heartbeat_local(&self, heartbeat: BrokerHeartbeat) -> Result<HeartbeatReply> {
+        let (records, reply) = heartbeat_records(
+            &self.image(),
+            &self.sessions,
+            &heartbeat,
+            self.lifecycle.unclean_leader_election_enable,
+            Instant::now(),
+        )?;
+        if !records.is_empty() {
+            self.propose(records).await?;
+        }
+        Ok(reply)
+    }
+
+    /// On the active controller: grants every broker a fresh session when this node has just
+    /// become it, else fences the brokers whose session ran out (Kafka's fenceStaleBrokers).
+    async fn fence_stale_brokers(&self) {
+        if !self.is_active() {
+            return;
+        }
+        let term = self.raft.metrics().borrow().current_term;
+        let _serial = self.control_lock.lock().await;
+        let fresh = {
+            let mut active = self.sessions_term.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = *active != Some(term);
+            *active = Some(term);
+            fresh
+        };
+        if fresh {
+            self.sessions.activate(&self.image(), Instant::now());
+            return;
+        }
+        for broker_id in self.sessions.expired(&self.image(), Instant::now()) {
+            let records = fence_records(
+                &self.image(),
+                broker_id,
+                self.lifecycle.unclean_leader_election_enable,
+            );
+            tracing::warn!(
+                broker_id,
+                partitions_changed = records.len().saturating_sub(1),
+                "fencing a broker: no heartbeat within broker.session.timeout.ms"
+            );
+            if let Err(e) = self.propose(records).await {
+                tracing::warn!(broker_id, error = %e, "could not fence a broker");
+                return;
+            }
+        }
     }
 
     /// Creates a topic and returns its new topic id (for `validate_only`, the id it would get).
@@ -449,17 +584,9 @@ impl MetadataController {
             ));
         }
         let rf = req.replication_factor as usize;
-        let brokers: Vec<i32> = {
-            let mut ids: Vec<i32> = image.brokers.keys().copied().collect();
-            ids.sort_unstable();
-            ids
-        };
+        let brokers = usable_brokers(&image);
         if rf > brokers.len() {
-            return Err(Error::InvalidReplicationFactor(format!(
-                "Unable to replicate the partition {rf} time(s): The target replication factor \
-                 of {rf} cannot be reached because only {} broker(s) are registered.",
-                brokers.len()
-            )));
+            return Err(replication_factor_error(rf, brokers.len()));
         }
         let partitions = req.num_partitions as usize;
         if partitions + req.configs.len() + 1 > RECORDS_PER_OPERATION_MAX {
@@ -468,7 +595,8 @@ impl MetadataController {
                 "Unable to perform excessively large batch operation.".into(),
             ));
         }
-        let (topic_id, start) = self.fresh_topic_id(&image, brokers.len());
+        let (topic_id, seed) = self.fresh_topic_id(&image, brokers.len());
+        let assignments = place(&brokers, 0, partitions, rf, seed)?;
         if req.validate_only {
             return Ok(topic_id);
         }
@@ -477,11 +605,7 @@ impl MetadataController {
             name: req.name.clone(),
             topic_id,
         });
-        for p in 0..partitions {
-            // Kafka's round-robin assignment: partition p starts at broker (start + p).
-            let replicas: Vec<i32> = (0..rf)
-                .map(|r| brokers[(start + p + r) % brokers.len()])
-                .collect();
+        for (p, replicas) in assignments.into_iter().enumerate() {
             records.push(MetadataRecord::Partition {
                 topic_id,
                 partition: p as i32,
@@ -507,7 +631,7 @@ impl MetadataController {
 
     /// CreatePartitions (KIP-195): grows each topic to its new count, all in one batch, as
     /// Kafka's ReplicationControlManager does. Returns one result per request entry, in order.
-    /// Serialized by `partitions_lock`: a Partition record whose index is below the count
+    /// Serialized by `control_lock`: a Partition record whose index is below the count
     /// replaces that partition, so two racing growths from one image must not both be proposed.
     pub async fn create_partitions(
         &self,
@@ -532,7 +656,6 @@ impl MetadataController {
         topics: Vec<CreatePartitions>,
         validate_only: bool,
     ) -> Result<Vec<Result<()>>> {
-        let _serial = self.partitions_lock.lock().await;
         let image = self.image();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(topics.len());
@@ -690,14 +813,23 @@ impl MetadataController {
         if let Some(handle) = watch {
             handle.abort();
         }
+        let sessions = self
+            .session_watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = sessions {
+            handle.abort();
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum shut down with an error");
         }
         tracing::info!(node_id = self.node_id, "metadata controller stopped");
     }
 
-    /// A random topic id that is neither the zero id nor in use, and a random start broker.
-    fn fresh_topic_id(&self, image: &MetadataImage, brokers: usize) -> (Uuid, usize) {
+    /// A random topic id that is neither the zero id nor in use, and where its replica
+    /// placement starts.
+    fn fresh_topic_id(&self, image: &MetadataImage, brokers: usize) -> (Uuid, PlacementSeed) {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let topic_id = loop {
             let mut bytes = [0u8; 16];
@@ -707,8 +839,10 @@ impl MetadataController {
                 break id;
             }
         };
-        let start = (rng.next_u64() % brokers.max(1) as u64) as usize;
-        (topic_id, start)
+        let n = brokers.max(1) as u64;
+        let start = (rng.next_u64() % n) as usize;
+        let shift = (rng.next_u64() % n) as usize;
+        (topic_id, PlacementSeed { start, shift })
     }
 
     /// Whether other voters take part (see [`ControllerConfig`]).
@@ -763,11 +897,16 @@ impl MetadataController {
                 -1,
             );
         }
+        let _serial = self.control_lock.lock().await;
         let result = match write {
             ControllerWrite::RegisterBroker(reg) => self
                 .register_broker_local(reg)
                 .await
-                .map(|()| WriteOutput::Done),
+                .map(WriteOutput::BrokerEpoch),
+            ControllerWrite::BrokerHeartbeat(heartbeat) => self
+                .broker_heartbeat_local(heartbeat)
+                .await
+                .map(WriteOutput::Heartbeat),
             ControllerWrite::CreateTopic(req) => {
                 self.create_topic_local(req).await.map(WriteOutput::TopicId)
             }
@@ -990,26 +1129,14 @@ fn partition_records(
             }
             given.clone()
         }
-        None => {
-            let mut brokers: Vec<i32> = image.brokers.keys().copied().collect();
-            brokers.sort_unstable();
-            if brokers.len() < replication {
-                return Err(Error::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {replication} time(s): The target \
-                     replication factor of {replication} cannot be reached because only {} \
-                     broker(s) are registered.",
-                    brokers.len()
-                )));
-            }
-            // Round-robin from where the existing partitions left off.
-            (current..count)
-                .map(|p| {
-                    (0..replication)
-                        .map(|r| brokers[(p + r) % brokers.len()])
-                        .collect()
-                })
-                .collect()
-        }
+        // Placed from where the existing partitions left off.
+        None => place(
+            &usable_brokers(image),
+            current,
+            additional,
+            replication,
+            PlacementSeed { start: 0, shift: 0 },
+        )?,
     };
     Ok(assignments
         .into_iter()
@@ -1061,6 +1188,21 @@ fn validate_manual_assignment(
         )));
     }
     Ok(())
+}
+
+/// Checks broker sessions a few times per session timeout while the controller lives.
+async fn session_watch(controller: std::sync::Weak<MetadataController>, session_timeout: Duration) {
+    let tick = (session_timeout / 8).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(controller) = controller.upgrade() else {
+            return;
+        };
+        if controller.shut_down.load(Ordering::SeqCst) {
+            return;
+        }
+        controller.fence_stale_brokers().await;
+    }
 }
 
 fn set_controller_id(image_tx: &ImageSender, controller_id: i32) {
@@ -1116,6 +1258,7 @@ mod tests {
                 security_protocol: 0,
             }],
             rack: None,
+            ..Default::default()
         }
     }
 
@@ -1130,8 +1273,26 @@ mod tests {
 
     async fn started(dir: &Path) -> Arc<MetadataController> {
         let c = MetadataController::start(config(dir)).await.expect("start");
-        c.register_broker(broker(1)).await.expect("register");
+        register_unfenced(&c, broker(1)).await;
         c
+    }
+
+    /// Registers a broker and heartbeats it unfenced, as a starting broker does.
+    async fn register_unfenced(c: &MetadataController, reg: BrokerRegistration) -> i64 {
+        let node_id = reg.node_id;
+        let broker_epoch = c.register_broker(reg).await.expect("register");
+        let reply = c
+            .broker_heartbeat(BrokerHeartbeat {
+                broker_id: node_id,
+                broker_epoch,
+                current_metadata_offset: c.image().last_applied_offset,
+                want_fence: false,
+                want_shutdown: false,
+            })
+            .await
+            .expect("heartbeat");
+        assert!(!reply.is_fenced && reply.is_caught_up, "{reply:?}");
+        broker_epoch
     }
 
     #[tokio::test]
@@ -1183,7 +1344,11 @@ mod tests {
             e.configs.get("retention.ms").map(String::as_str),
             Some("1000")
         );
-        assert_eq!(after.broker(1), Some(&broker(1)));
+        assert_eq!(after.broker(1), before.broker(1));
+        assert_eq!(
+            after.broker(1).map(|b| &b.endpoints),
+            Some(&broker(1).endpoints)
+        );
         assert_eq!(
             after
                 .broker_config("")
@@ -1358,14 +1523,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = started(dir.path()).await;
         let offset = c.image().last_applied_offset;
+        let epoch = c.image().broker(1).expect("registered").broker_epoch;
         c.register_broker(broker(1)).await.expect("again");
         assert_eq!(c.image().last_applied_offset, offset);
         let mut moved = broker(1);
         moved.endpoints[0].port = 9093;
-        c.register_broker(moved.clone())
+        let again = c
+            .register_broker(moved.clone())
             .await
             .expect("new endpoint");
-        assert_eq!(c.image().broker(1), Some(&moved));
+        let registered = c.image().broker(1).cloned().expect("registered");
+        assert_eq!(registered.endpoints, moved.endpoints);
+        assert_eq!(again, epoch, "the same incarnation keeps its broker epoch");
+        assert!(!registered.fenced, "new endpoints do not fence the broker");
         c.shutdown().await;
     }
 
@@ -1407,7 +1577,7 @@ mod tests {
             ..config(dir.path())
         };
         let c = MetadataController::start(cfg.clone()).await.expect("start");
-        c.register_broker(broker(0)).await.expect("register");
+        register_unfenced(&c, broker(0)).await;
         c.create_topic(create("t", 1)).await.expect("create");
         c.shutdown().await;
         let c = MetadataController::start(cfg).await.expect("restart");

@@ -70,6 +70,10 @@ pub enum RejectReason {
     },
     #[error("producer id block ending at {next_producer_id} does not follow {current}")]
     ProducerIdsNotIncreasing { next_producer_id: i64, current: i64 },
+    #[error("partition {partition} of topic id {topic_id} does not exist")]
+    UnknownPartition { topic_id: Uuid, partition: i32 },
+    #[error("broker {broker_id} is not registered with epoch {broker_epoch}")]
+    StaleBrokerEpoch { broker_id: i32, broker_epoch: i64 },
 }
 
 impl From<RejectReason> for Error {
@@ -81,7 +85,9 @@ impl From<RejectReason> for Error {
             }
             RejectReason::UnknownTopicId { .. } => Error::UnknownTopicId,
             RejectReason::UnknownTopic { .. } => Error::UnknownTopicOrPartition,
+            RejectReason::StaleBrokerEpoch { .. } => Error::StaleBrokerEpoch(r.to_string()),
             RejectReason::TopicIdInUse { .. }
+            | RejectReason::UnknownPartition { .. }
             | RejectReason::PartitionOutOfOrder { .. }
             | RejectReason::ProducerIdsNotIncreasing { .. } => Error::InvalidRequest(r.to_string()),
         }
@@ -188,15 +194,37 @@ impl MetadataImage {
         self.brokers.get(&node_id)
     }
 
-    /// The brokers with an endpoint on `listener`, each with that endpoint: what a request
-    /// arriving on that listener is told (Kafka's MetadataCache.getAliveBrokerNodes(listener)).
+    /// The unfenced brokers with an endpoint on `listener`, each with that endpoint: what a
+    /// request arriving on that listener is told (Kafka's
+    /// MetadataCache.getAliveBrokerNodes(listener)).
     pub fn brokers_on<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a BrokerEndpoint)> + 'a {
+        self.brokers_on_including_fenced(listener)
+            .filter(|(b, _)| !b.fenced)
+    }
+
+    /// [`MetadataImage::brokers_on`] with fenced brokers too (DescribeCluster v2's
+    /// include_fenced_brokers, KIP-1073).
+    pub fn brokers_on_including_fenced<'a>(
         &'a self,
         listener: &'a str,
     ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a BrokerEndpoint)> + 'a {
         self.brokers
             .values()
             .filter_map(move |b| b.endpoint(listener).map(|e| (b, e)))
+    }
+
+    /// Whether `node_id` may be elected leader: registered, unfenced, not shutting down
+    /// (Kafka's ClusterControlManager.isActive).
+    pub fn is_usable_leader(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| b.usable())
+    }
+
+    /// Whether `node_id` is registered and unfenced: a replica there is online.
+    pub fn is_broker_alive(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
     }
 
     /// Dynamic configs of a broker resource ("" is the cluster-wide default).
@@ -246,9 +274,45 @@ impl MetadataImage {
     fn apply_record(&mut self, record: &MetadataRecord) -> Result<(), RejectReason> {
         match record {
             MetadataRecord::RegisterBroker(reg) => {
-                self.brokers.insert(reg.node_id, reg.clone());
+                let mut reg = reg.clone();
+                // The broker epoch is the offset of the batch that registered this
+                // incarnation; re-registering the same incarnation keeps it (Kafka's
+                // ClusterControlManager.registerBroker).
+                reg.broker_epoch = match self.brokers.get(&reg.node_id) {
+                    Some(old) if old.incarnation_id == reg.incarnation_id => old.broker_epoch,
+                    _ => self.last_applied_offset,
+                };
+                self.brokers.insert(reg.node_id, reg);
                 Ok(())
             }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                let reg = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|r| r.broker_epoch == *broker_epoch)
+                    .ok_or(RejectReason::StaleBrokerEpoch {
+                        broker_id: *broker_id,
+                        broker_epoch: *broker_epoch,
+                    })?;
+                if let Some(fenced) = fenced {
+                    reg.fenced = *fenced;
+                }
+                if let Some(shutting_down) = in_controlled_shutdown {
+                    reg.in_controlled_shutdown = *shutting_down;
+                }
+                Ok(())
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+            } => self.change_partition(*topic_id, *partition, *leader, isr.as_deref()),
             MetadataRecord::Topic { name, topic_id } => self.add_topic(name, *topic_id),
             MetadataRecord::Partition {
                 topic_id,
@@ -344,6 +408,39 @@ impl MetadataImage {
         } else {
             topic.partitions[index] = p;
         }
+        Ok(())
+    }
+
+    /// PartitionRegistration.merge: every change bumps the partition epoch, a leader change
+    /// (even to the same leader) the leader epoch too.
+    fn change_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+    ) -> Result<(), RejectReason> {
+        let topic = self
+            .topic_ids
+            .get(&topic_id)
+            .and_then(|name| self.topics.get_mut(name))
+            .ok_or(RejectReason::UnknownTopicId { topic_id })?;
+        let index = usize::try_from(partition)
+            .ok()
+            .filter(|i| *i < topic.partitions.len())
+            .ok_or(RejectReason::UnknownPartition {
+                topic_id,
+                partition,
+            })?;
+        let p = &mut Arc::make_mut(topic).partitions[index];
+        if let Some(leader) = leader {
+            p.leader = leader;
+            p.leader_epoch += 1;
+        }
+        if let Some(isr) = isr {
+            p.isr = isr.to_vec();
+        }
+        p.partition_epoch += 1;
         Ok(())
     }
 
@@ -647,6 +744,7 @@ mod tests {
                     security_protocol: 0,
                 }],
                 rack: None,
+                ..Default::default()
             })
         };
         let image = MetadataImage::empty("c")

@@ -9,13 +9,20 @@
 //! - [`rpc`] / [`network`]: what voters ask each other over the controller listener, and
 //!   openraft's transport on it.
 //! - [`controller`]: [`MetadataController`], the operations handlers call.
+//! - [`broker_lifecycle`]: the broker's registration, heartbeats and controlled shutdown.
+//! - [`cluster_control`] / [`replication_control`]: what the active controller decides about
+//!   brokers (registration, heartbeats, fencing, controlled shutdown) and partitions
+//!   (placement, leader election, ISR changes), as records computed from its image.
 
+pub mod broker_lifecycle;
+pub mod cluster_control;
 pub mod controller;
 mod files;
 pub mod image;
 pub mod log_store;
 pub mod network;
 pub mod records;
+pub mod replication_control;
 pub mod rpc;
 pub mod state_machine;
 pub mod types;

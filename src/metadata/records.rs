@@ -10,18 +10,42 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A broker as registered with the controller (RegisterBrokerRecord).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub node_id: i32,
+    /// Random per broker process (RegisterBrokerRecord.IncarnationId): a registration with a
+    /// new one is a restart, which gets a new broker epoch. Nil in logs written before it.
+    #[serde(default)]
+    pub incarnation_id: Uuid,
+    /// The metadata offset of the batch that registered this incarnation (KRaft's broker
+    /// epoch, RegisterBrokerRecord.BrokerEpoch). Set by the image when the record is applied;
+    /// what a proposed record carries is ignored.
+    #[serde(default)]
+    pub broker_epoch: i64,
     /// One advertised endpoint per broker listener (RegisterBrokerRecord.EndPoints): a client
     /// is told the endpoints of the listener its request arrived on. A registration written
     /// before listeners were recorded reads as none; every start registers again.
     #[serde(default)]
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// A fenced broker leads nothing and is not offered to clients (RegisterBrokerRecord.Fenced):
+    /// a broker registers fenced and is unfenced once it has caught up with the metadata log.
+    /// Logs written before fencing existed read as unfenced.
+    #[serde(default)]
+    pub fenced: bool,
+    /// Set while the broker hands its leaderships over before it stops (KIP-631 controlled
+    /// shutdown, RegisterBrokerRecord.InControlledShutdown).
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
 }
 
 impl BrokerRegistration {
+    /// Whether new replicas and leaderships may go to this broker (Kafka's
+    /// `BrokerRegistration.fenced() || inControlledShutdown()` excluded).
+    pub fn usable(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
+
     /// The endpoint of the listener named `listener` (upper-cased, as Kafka normalises it).
     pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
         self.endpoints.iter().find(|e| e.name == listener)
@@ -88,6 +112,25 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         partition_epoch: i32,
     },
+    /// PartitionChangeRecord: changes the leader and/or the ISR of one partition. Every change
+    /// bumps the partition epoch; one that sets the leader also bumps the leader epoch (Kafka's
+    /// PartitionRegistration.merge).
+    PartitionChange {
+        topic_id: Uuid,
+        partition: i32,
+        /// The new leader (-1: none), or `None` for no leader change.
+        leader: Option<i32>,
+        /// The new ISR, or `None` for no change.
+        isr: Option<Vec<i32>>,
+    },
+    /// BrokerRegistrationChangeRecord: fences or unfences a broker, or marks it in controlled
+    /// shutdown; applies only to the registration of `broker_epoch`.
+    BrokerRegistrationChange {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+    },
     /// RemoveTopicRecord: the topic, its partitions and its configs are gone.
     RemoveTopic { topic_id: Uuid },
     /// ConfigRecord: sets (`Some`) or deletes (`None`) one dynamic config.
@@ -110,12 +153,40 @@ impl fmt::Display for MetadataRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetadataRecord::RegisterBroker(reg) => {
-                write!(f, "RegisterBroker(node_id={}, endpoints=[", reg.node_id)?;
+                write!(
+                    f,
+                    "RegisterBroker(node_id={}, incarnation_id={}, endpoints=[",
+                    reg.node_id, reg.incarnation_id
+                )?;
                 for (i, e) in reg.endpoints.iter().enumerate() {
                     write!(f, "{}{e}", if i == 0 { "" } else { "," })?;
                 }
-                write!(f, "], rack={:?})", reg.rack)
+                write!(
+                    f,
+                    "], rack={:?}, fenced={}, in_controlled_shutdown={})",
+                    reg.rack, reg.fenced, reg.in_controlled_shutdown
+                )
             }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+            } => write!(
+                f,
+                "PartitionChange(topic_id={topic_id}, partition={partition}, leader={leader:?}, \
+                 isr={isr:?})"
+            ),
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => write!(
+                f,
+                "BrokerRegistrationChange(broker_id={broker_id}, broker_epoch={broker_epoch}, \
+                 fenced={fenced:?}, in_controlled_shutdown={in_controlled_shutdown:?})"
+            ),
             MetadataRecord::Topic { name, topic_id } => {
                 write!(f, "Topic(name={name}, topic_id={topic_id})")
             }
@@ -224,8 +295,12 @@ mod tests {
             back,
             MetadataRecord::RegisterBroker(BrokerRegistration {
                 node_id: 1,
+                incarnation_id: Uuid::nil(),
+                broker_epoch: 0,
                 endpoints: vec![],
                 rack: None,
+                fenced: false,
+                in_controlled_shutdown: false,
             })
         );
     }

@@ -24,6 +24,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::metadata::cluster_control::{BrokerHeartbeat, HeartbeatReply};
 use crate::metadata::records::{BrokerRegistration, ConfigResourceType};
 use crate::metadata::types::{NodeId, TypeConfig};
 use crate::net::Stream;
@@ -69,6 +70,7 @@ pub enum RpcReply {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ControllerWrite {
     RegisterBroker(BrokerRegistration),
+    BrokerHeartbeat(BrokerHeartbeat),
     CreateTopic(CreateTopic),
     CreatePartitions {
         topics: Vec<CreatePartitions>,
@@ -120,6 +122,8 @@ pub enum WriteOutput {
     TopicId(Uuid),
     PartitionResults(Vec<Result<(), WireError>>),
     ProducerIdStart(i64),
+    BrokerEpoch(i64),
+    Heartbeat(HeartbeatReply),
 }
 
 /// The errors a controller write can answer, as they cross the wire.
@@ -137,6 +141,9 @@ pub enum WireError {
     PolicyViolation(String),
     /// The active controller moved or could not be reached: the caller may retry.
     NotController(String),
+    StaleBrokerEpoch(String),
+    BrokerIdNotRegistered(i32),
+    DuplicateBrokerRegistration(String),
     Unavailable(String),
 }
 
@@ -154,6 +161,9 @@ impl From<Error> for WireError {
             Error::InvalidRequest(m) => WireError::InvalidRequest(m),
             Error::PolicyViolation(m) => WireError::PolicyViolation(m),
             Error::NotController(m) => WireError::NotController(m),
+            Error::StaleBrokerEpoch(m) => WireError::StaleBrokerEpoch(m),
+            Error::BrokerIdNotRegistered(id) => WireError::BrokerIdNotRegistered(id),
+            Error::DuplicateBrokerRegistration(m) => WireError::DuplicateBrokerRegistration(m),
             other => WireError::Unavailable(other.to_string()),
         }
     }
@@ -173,6 +183,9 @@ impl From<WireError> for Error {
             WireError::InvalidRequest(m) => Error::InvalidRequest(m),
             WireError::PolicyViolation(m) => Error::PolicyViolation(m),
             WireError::NotController(m) => Error::NotController(m),
+            WireError::StaleBrokerEpoch(m) => Error::StaleBrokerEpoch(m),
+            WireError::BrokerIdNotRegistered(id) => Error::BrokerIdNotRegistered(id),
+            WireError::DuplicateBrokerRegistration(m) => Error::DuplicateBrokerRegistration(m),
             WireError::Unavailable(m) => Error::MetadataUnavailable(m),
         }
     }

@@ -166,6 +166,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut responses = Vec::new();
         for entry in entries {
             let mut response = MetadataResponse::default();
+            // Set before the records apply: a registration's broker epoch is this offset.
+            let offset = i64::try_from(entry.log_id.index).unwrap_or(i64::MAX);
+            if image.last_applied_offset != offset {
+                Arc::make_mut(&mut image).last_applied_offset = offset;
+            }
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => match image.try_apply(&batch.records) {
@@ -180,10 +185,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             }
             self.last_applied = Some(entry.log_id);
-            let offset = i64::try_from(entry.log_id.index).unwrap_or(i64::MAX);
-            if image.last_applied_offset != offset {
-                Arc::make_mut(&mut image).last_applied_offset = offset;
-            }
             responses.push(response);
         }
         self.publish(image);

@@ -200,6 +200,14 @@ impl Server {
     /// Stops accepting, lets in-flight requests finish within sluice.shutdown.timeout.ms,
     /// flushes every log (leaving the clean-shutdown marker) and stops the metadata quorum.
     pub async fn shutdown(self) {
+        // Kafka's controlled shutdown: leaderships move to other in-sync replicas while this
+        // broker still serves, bounded by the session timeout (after which the controller
+        // would fence it anyway).
+        let session = self.broker.config.broker_session_timeout_ms.max(0) as u64;
+        self.broker
+            .lifecycle
+            .controlled_shutdown(std::time::Duration::from_millis(session))
+            .await;
         self.stop_tasks().await;
         match self.broker.logs.flush_all().await {
             Ok(()) => tracing::info!("logs flushed; clean shutdown recorded"),

@@ -133,11 +133,15 @@ impl Cluster {
         self.nodes.iter().filter(|n| n.server.is_some())
     }
 
+    /// Stops every running node cleanly, all at once: each one's controlled shutdown needs the
+    /// metadata quorum, which stopping them one by one would take away from the last ones.
     pub async fn shutdown(mut self) {
+        let mut stops = tokio::task::JoinSet::new();
         for node in &mut self.nodes {
             if let Some(server) = node.server.take() {
-                server.shutdown().await;
+                stops.spawn(server.shutdown());
             }
         }
+        while stops.join_next().await.is_some() {}
     }
 }

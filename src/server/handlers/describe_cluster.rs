@@ -43,14 +43,21 @@ pub async fn handle(
         }
     }
     let image = broker.image();
-    let brokers = image
-        .brokers_on(&ctx.listener.name)
+    let listener = &ctx.listener.name;
+    let registered: Vec<_> = if request.include_fenced_brokers {
+        image.brokers_on_including_fenced(listener).collect()
+    } else {
+        image.brokers_on(listener).collect()
+    };
+    let brokers = registered
+        .into_iter()
         .map(|(b, endpoint)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(StrBytes::from_string(endpoint.host.clone()))
                 .with_port(endpoint.port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     response

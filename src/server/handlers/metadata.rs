@@ -51,7 +51,14 @@ pub async fn handle(
         image
             .topics
             .values()
-            .map(|t| topic_response(t, request.include_topic_authorized_operations))
+            .map(|t| {
+                topic_response(
+                    &image,
+                    &ctx.listener.name,
+                    t,
+                    request.include_topic_authorized_operations,
+                )
+            })
             .collect()
     } else {
         let mut out = Vec::new();
@@ -59,6 +66,7 @@ pub async fn handle(
             out.push(
                 requested_topic(
                     broker,
+                    &ctx.listener.name,
                     requested.name.as_ref().map(|n| n.to_string()),
                     requested.topic_id,
                     allow_auto_create,
@@ -99,6 +107,7 @@ pub fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBro
 
 async fn requested_topic(
     broker: &Arc<Broker>,
+    listener: &str,
     name: Option<String>,
     topic_id: uuid::Uuid,
     allow_auto_create: bool,
@@ -108,21 +117,24 @@ async fn requested_topic(
     let Some(name) = name else {
         // v12: looked up by id.
         return match image.topic_by_id(&topic_id) {
-            Some(t) => topic_response(t, include_operations),
+            Some(t) => topic_response(&image, listener, t, include_operations),
             None => error_topic(None, topic_id, ResponseError::UnknownTopicId),
         };
     };
     if let Some(t) = image.topic(&name) {
-        return topic_response(t, include_operations);
+        return topic_response(&image, listener, t, include_operations);
     }
     if !allow_auto_create {
         return error_topic(Some(name), topic_id, ResponseError::UnknownTopicOrPartition);
     }
     match auto_create(broker, &name).await {
-        Ok(()) | Err(Error::TopicAlreadyExists(_)) => match broker.image().topic(&name) {
-            Some(t) => topic_response(t, include_operations),
-            None => error_topic(Some(name), topic_id, ResponseError::LeaderNotAvailable),
-        },
+        Ok(()) | Err(Error::TopicAlreadyExists(_)) => {
+            let image = broker.image();
+            match image.topic(&name) {
+                Some(t) => topic_response(&image, listener, t, include_operations),
+                None => error_topic(Some(name), topic_id, ResponseError::LeaderNotAvailable),
+            }
+        }
         Err(e) => error_topic(Some(name), topic_id, e.code()),
     }
 }
@@ -153,17 +165,42 @@ fn error_topic(
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 
-fn topic_response(topic: &TopicImage, include_operations: bool) -> MetadataResponseTopic {
+/// One topic's partitions as Kafka's KRaftMetadataCache describes them: a partition whose
+/// leader is not a live broker on the request's listener answers LEADER_NOT_AVAILABLE with
+/// leader -1; replicas on fenced or unregistered brokers are listed offline.
+fn topic_response(
+    image: &MetadataImage,
+    listener: &str,
+    topic: &TopicImage,
+    include_operations: bool,
+) -> MetadataResponseTopic {
+    let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
+            let leader_reachable = image
+                .broker(p.leader)
+                .is_some_and(|b| !b.fenced && b.endpoint(listener).is_some());
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !image.is_broker_alive(*r))
+                .collect();
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
-                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline));
+            if leader_reachable {
+                partition.with_leader_id(BrokerId(p.leader))
+            } else {
+                partition
+                    .with_leader_id(BrokerId(-1))
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+            }
         })
         .collect();
     MetadataResponseTopic::default()
