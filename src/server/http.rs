@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::server::metrics_scrape;
 use crate::server::net::Listener;
 
 /// Most concurrent HTTP connections (scrapers and probes are few; this bounds a flood).
@@ -122,7 +123,7 @@ fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Byte
         "/health/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/metrics" => match state.broker.get() {
             Some(broker) => {
-                let body = broker.metrics.render(broker);
+                let body = metrics_scrape::render(broker);
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 response.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod fetch_session;
 pub mod handlers;
 pub mod http;
+pub mod metrics_scrape;
 pub mod net;
 pub mod request_metrics;
 
