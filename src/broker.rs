@@ -23,7 +23,6 @@ use crate::metadata::controller::{
 };
 use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
-use crate::server::fetch_session::FetchSessionCache;
 
 /// One broker: what `sluice` runs, and what each black-box test starts on 127.0.0.1:0.
 #[derive(Debug)]
@@ -40,8 +39,6 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Bumped on every append so long-polling fetches wake and re-read (see handlers/fetch.rs).
     pub appended: watch::Sender<u64>,
-    /// Incremental fetch sessions (KIP-227); bounded by their own slot limit.
-    pub fetch_sessions: Mutex<FetchSessionCache>,
     /// Cancelled once at shutdown; long polls and connections watch it.
     pub shutdown: CancellationToken,
     /// Producer id blocks for InitProducerId (KIP-98).
@@ -124,9 +121,6 @@ impl Broker {
         let broker = Arc::new(Broker {
             groups,
             effective_config: Mutex::new(Arc::new(config.clone())),
-            fetch_sessions: Mutex::new(FetchSessionCache::new(
-                config.max_incremental_fetch_session_cache_slots,
-            )),
             config,
             node_id,
             cluster_id,

@@ -6,14 +6,16 @@
 //! that every module records into without importing the broker back.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::broker::Broker;
 use crate::metrics::{GroupSample, LagSample, PartitionSample, RaftSample, Scrape};
 use crate::server::dispatch::REGISTRY;
+use crate::server::fetch_session::FetchSessionCache;
 
-/// Reads the scrape-time state of `broker` and renders every metric of the broker in the
-/// Prometheus text format.
-pub fn render(broker: &Broker) -> String {
+/// Reads the scrape-time state of `broker` and its server's fetch sessions, and renders every
+/// metric of the broker in the Prometheus text format.
+pub fn render(broker: &Broker, fetch_sessions: &Mutex<FetchSessionCache>) -> String {
     let partitions = broker.logs.partitions();
     let lags = broker.groups.lag(broker);
     let listings = broker.groups.list_groups();
@@ -51,8 +53,7 @@ pub fn render(broker: &Broker) -> String {
         },
         topics: broker.image().topics.len(),
         // A poisoned lock still holds a usable count (as the fetch handler reads it).
-        fetch_sessions: broker
-            .fetch_sessions
+        fetch_sessions: fetch_sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .len(),
