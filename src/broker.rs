@@ -25,7 +25,6 @@ use crate::metadata::controller::{
 };
 use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
-use crate::server::fetch_session::FetchSessionCache;
 
 /// How long start waits for the controller to unfence this broker after registering.
 const UNFENCE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,8 +46,6 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Bumped on every append so long-polling fetches wake and re-read (see handlers/fetch.rs).
     pub appended: watch::Sender<u64>,
-    /// Incremental fetch sessions (KIP-227); bounded by their own slot limit.
-    pub fetch_sessions: Mutex<FetchSessionCache>,
     /// Cancelled once at shutdown; long polls and connections watch it.
     pub shutdown: CancellationToken,
     /// Producer id blocks for InitProducerId (KIP-98).
@@ -149,9 +146,6 @@ impl Broker {
         let broker = Arc::new(Broker {
             groups,
             effective_config: Mutex::new(Arc::new(config.clone())),
-            fetch_sessions: Mutex::new(FetchSessionCache::new(
-                config.max_incremental_fetch_session_cache_slots,
-            )),
             config,
             node_id,
             cluster_id,

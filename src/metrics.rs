@@ -2,8 +2,11 @@
 //!
 //! Names are `sluice_<subsystem>_<name>_<base unit>` with `_total` on counters, as promtool's
 //! lint expects. Hot-path metrics (requests, bytes, records) are updated where they happen;
-//! per-partition state (offsets, sizes, segments), fetch sessions and the metadata quorum are
-//! read at scrape time by [`Metrics::render`], so serving clients pays nothing for them.
+//! per-partition state (offsets, sizes, segments), fetch sessions, the metadata quorum and the
+//! consumer groups are read at scrape time (server/metrics_scrape.rs) and handed to
+//! [`Metrics::render`] as a [`Scrape`], so serving clients pays nothing for them. This file
+//! holds plain values only and imports nothing of the broker: every module may record metrics
+//! without an import circle.
 //!
 //! Label sets a client can grow (topics, partitions, groups) are capped by
 //! `sluice.metrics.series.max`: per-topic counters past the cap are summed into the series
@@ -19,9 +22,6 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-
-use crate::broker::Broker;
-use crate::group::PartitionLag;
 
 /// Kafka's name of an API for labels and logs (`Produce`, `Fetch`, ...).
 pub fn api_label(api_key: ApiKey) -> String {
@@ -439,24 +439,20 @@ impl Metrics {
             .clone()
     }
 
-    /// Reads the scrape-time state of `broker` into the gauges and renders every metric in the
-    /// Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self, broker: &Broker) -> String {
+    /// Sets the scrape-time gauges from `scrape` and renders every metric in the Prometheus
+    /// text exposition format (version 0.0.4).
+    pub fn render(&self, scrape: &Scrape<'_>) -> String {
         // Every served API has its per-API series from the first scrape (at zero), so
         // dashboards and alerts see a rate of 0 rather than no data.
-        for (api_key, _) in crate::server::dispatch::REGISTRY {
-            let api = format!("{api_key:?}");
+        for api_key in &scrape.served_apis {
+            let api = api_label(*api_key);
             self.server_slow_requests_total
                 .with_label_values(&[api.as_str()]);
         }
-        self.collect_partitions(broker);
-        self.collect_metadata(broker);
-        let sessions = broker
-            .fetch_sessions
-            .lock()
-            .map(|cache| cache.len())
-            .unwrap_or(0);
-        self.server_fetch_sessions.set(sessions as i64);
+        self.collect_partitions(&scrape.partitions);
+        self.collect_metadata(&scrape.raft, scrape.topics);
+        self.server_fetch_sessions
+            .set(i64::try_from(scrape.fetch_sessions).unwrap_or(i64::MAX));
         self.group_state.reset();
         self.group_lag_records.reset();
         let mut groups = GroupScrape {
@@ -464,7 +460,9 @@ impl Metrics {
             series: 0,
             dropped: 0,
         };
-        collect_groups(broker, &mut groups);
+        for group in &scrape.groups {
+            groups.group(group);
+        }
         let dropped = self.metrics_series_dropped.get() + groups.dropped as i64;
         self.metrics_series_dropped.set(dropped);
         let mut out = Vec::new();
@@ -474,11 +472,11 @@ impl Metrics {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Per-partition offsets, size and segments; the gauges are rebuilt so deleted partitions
-    /// disappear from the next scrape.
-    fn collect_partitions(&self, broker: &Broker) {
-        let mut partitions = broker.logs.partitions();
-        partitions.sort_by(|a, b| (a.topic(), a.partition()).cmp(&(b.topic(), b.partition())));
+    /// Per-partition offsets, size and segments, in topic and partition order up to the
+    /// series cap; the gauges are rebuilt so deleted partitions disappear from the next scrape.
+    fn collect_partitions(&self, partitions: &[PartitionSample<'_>]) {
+        let mut partitions: Vec<&PartitionSample<'_>> = partitions.iter().collect();
+        partitions.sort_by(|a, b| (a.topic, a.partition).cmp(&(b.topic, b.partition)));
         for family in [
             &self.partition_log_end_offset,
             &self.partition_log_start_offset,
@@ -492,36 +490,37 @@ impl Metrics {
         self.metrics_series_dropped
             .set((partitions.len() - kept) as i64);
         for p in &partitions[..kept] {
-            let number = p.partition().to_string();
-            let labels = [p.topic(), number.as_str()];
+            let number = p.partition.to_string();
+            let labels = [p.topic, number.as_str()];
             self.partition_log_end_offset
                 .with_label_values(&labels)
-                .set(p.log_end_offset());
+                .set(p.log_end_offset);
             self.partition_log_start_offset
                 .with_label_values(&labels)
-                .set(p.log_start_offset());
+                .set(p.log_start_offset);
             self.partition_high_watermark
                 .with_label_values(&labels)
-                .set(p.high_watermark());
+                .set(p.high_watermark);
             self.partition_size_bytes
                 .with_label_values(&labels)
-                .set(i64::try_from(p.size_bytes()).unwrap_or(i64::MAX));
+                .set(i64::try_from(p.size_bytes).unwrap_or(i64::MAX));
             self.partition_segments
                 .with_label_values(&labels)
-                .set(p.segment_count() as i64);
+                .set(i64::try_from(p.segments).unwrap_or(i64::MAX));
         }
     }
 
-    fn collect_metadata(&self, broker: &Broker) {
-        let (term, last_log_index, applied, leader) = broker.metadata.raft_status();
+    fn collect_metadata(&self, raft: &RaftSample, topics: usize) {
         let as_gauge = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
         self.metadata_raft_term
-            .set(i64::try_from(term).unwrap_or(i64::MAX));
+            .set(i64::try_from(raft.term).unwrap_or(i64::MAX));
         self.metadata_raft_last_log_index
-            .set(as_gauge(last_log_index));
-        self.metadata_raft_applied_index.set(as_gauge(applied));
-        self.metadata_raft_leader_id.set(as_gauge(leader));
-        self.metadata_topics.set(broker.image().topics.len() as i64);
+            .set(as_gauge(raft.last_log_index));
+        self.metadata_raft_applied_index
+            .set(as_gauge(raft.applied_index));
+        self.metadata_raft_leader_id.set(as_gauge(raft.leader_id));
+        self.metadata_topics
+            .set(i64::try_from(topics).unwrap_or(i64::MAX));
     }
 }
 
@@ -531,30 +530,84 @@ impl Default for Metrics {
     }
 }
 
-/// What the group coordinator reports at scrape time: one call of [`GroupScrape::group`] per
-/// group, under the series cap.
-pub struct GroupScrape<'a> {
+/// What `/metrics` reads at scrape time, in plain values: the server gathers it
+/// (server/metrics_scrape.rs) and [`Metrics::render`] publishes it.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape<'a> {
+    /// The APIs served, whose per-API series exist from the first scrape.
+    pub served_apis: Vec<ApiKey>,
+    /// Every loaded partition; the first `sluice.metrics.series.max` in topic and partition
+    /// order are published.
+    pub partitions: Vec<PartitionSample<'a>>,
+    pub raft: RaftSample,
+    /// Topics in the metadata image.
+    pub topics: usize,
+    /// Open incremental fetch sessions (KIP-227).
+    pub fetch_sessions: usize,
+    /// Every live group, in the order they are published under the series cap.
+    pub groups: Vec<GroupSample<'a>>,
+}
+
+/// One partition's log at scrape time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionSample<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub log_end_offset: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+    pub segments: usize,
+}
+
+/// The metadata quorum's status as openraft reports it; `None` is published as -1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaftSample {
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub leader_id: Option<u64>,
+}
+
+/// One consumer group at scrape time: its state and the lag of each partition it committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSample<'a> {
+    pub group: &'a str,
+    /// Kafka's state name (`Stable`, `Empty`, `PreparingRebalance`, ...).
+    pub state: &'a str,
+    pub lags: Vec<LagSample<'a>>,
+}
+
+/// One committed partition's lag as the group coordinator computed it (high watermark minus
+/// committed offset); -1 when unknown (the topic is gone), and then not published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LagSample<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub lag: i64,
+}
+
+/// The group series of one scrape, counted against the series cap.
+struct GroupScrape<'a> {
     metrics: &'a Metrics,
     series: usize,
     dropped: usize,
 }
 
 impl GroupScrape<'_> {
-    /// Records a group's state (Kafka's names: `Stable`, `Empty`, `PreparingRebalance`, ...)
-    /// and the lag of each committed partition as the coordinator computed it
-    /// ([`GroupCoordinator::lag`](crate::group::GroupCoordinator::lag): high watermark minus
-    /// committed offset). Partitions with unknown lag (-1: topic gone) are skipped.
-    pub fn group(&mut self, group: &str, state: &str, lags: &[&PartitionLag]) {
+    /// Records a group's state and the lag of each of its partitions whose lag is known,
+    /// while the cap allows; what does not fit is counted as dropped.
+    fn group(&mut self, group: &GroupSample<'_>) {
         if self.series >= self.metrics.series_max {
-            self.dropped += 1 + lags.len();
+            self.dropped += 1 + group.lags.len();
             return;
         }
         self.series += 1;
         self.metrics
             .group_state
-            .with_label_values(&[group, state])
+            .with_label_values(&[group.group, group.state])
             .set(1);
-        for lag in lags.iter().filter(|l| l.lag >= 0) {
+        for lag in group.lags.iter().filter(|l| l.lag >= 0) {
             if self.series >= self.metrics.series_max {
                 self.dropped += 1;
                 continue;
@@ -563,26 +616,9 @@ impl GroupScrape<'_> {
             let number = lag.partition.to_string();
             self.metrics
                 .group_lag_records
-                .with_label_values(&[group, lag.topic.as_str(), number.as_str()])
+                .with_label_values(&[group.group, lag.topic, number.as_str()])
                 .set(lag.lag);
         }
-    }
-}
-
-/// Consumer-group metrics (`sluice_group_lag_records`, `sluice_group_state`) from the group
-/// coordinator: every live group with its state, and the lag of each partition it committed.
-fn collect_groups(broker: &Broker, scrape: &mut GroupScrape<'_>) {
-    let lags = broker.groups.lag(broker);
-    let mut by_group: HashMap<&str, Vec<&PartitionLag>> = HashMap::new();
-    for lag in &lags {
-        by_group.entry(lag.group_id.as_str()).or_default().push(lag);
-    }
-    for listing in broker.groups.list_groups() {
-        let lags = by_group
-            .get(listing.group_id.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        scrape.group(&listing.group_id, listing.state, lags);
     }
 }
 
@@ -605,12 +641,9 @@ mod tests {
     #[test]
     fn group_lag_is_published_per_partition_under_the_cap() {
         let metrics = Metrics::with_series_max(3);
-        let lag = |topic: &str, partition: i32, lag: i64| PartitionLag {
-            group_id: "g".into(),
-            topic: topic.into(),
+        let lag = |topic, partition, lag| LagSample {
+            topic,
             partition,
-            committed_offset: 0,
-            log_end_offset: lag.max(-1),
             lag,
         };
         let (t0, t1, gone, t2) = (
@@ -624,8 +657,16 @@ mod tests {
             series: 0,
             dropped: 0,
         };
-        scrape.group("g", "Stable", &[&t0, &t1, &gone, &t2]);
-        scrape.group("h", "Empty", &[&t0]);
+        scrape.group(&GroupSample {
+            group: "g",
+            state: "Stable",
+            lags: vec![t0.clone(), t1, gone, t2],
+        });
+        scrape.group(&GroupSample {
+            group: "h",
+            state: "Empty",
+            lags: vec![t0],
+        });
         let lag = |p: &str| {
             metrics
                 .group_lag_records

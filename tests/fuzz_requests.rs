@@ -284,7 +284,9 @@ fn mutate(rng: &mut Rng, seed: &Bytes) -> Bytes {
 #[tokio::test]
 async fn mutated_and_random_frames_never_panic_and_lose_nothing() {
     let broker = TestBroker::start().await;
-    let state = broker.server.as_ref().expect("running").broker.clone();
+    let server = broker.server.as_ref().expect("running");
+    let state = server.broker.clone();
+    let sessions = server.fetch_sessions.clone();
     let peer = "127.0.0.1:1".parse().expect("address");
     let listener = ListenerInfo {
         name: "PLAINTEXT".into(),
@@ -295,7 +297,7 @@ async fn mutated_and_random_frames_never_panic_and_lose_nothing() {
         .into_iter()
         .find(|f| f[..2] == (ApiKey::Produce as i16).to_be_bytes())
         .expect("produce seed");
-    handle_frame(&state, produce, peer, &listener)
+    handle_frame(&state, &sessions, produce, peer, &listener)
         .await
         .expect("valid produce");
     let seeds = seeds();
@@ -318,7 +320,7 @@ async fn mutated_and_random_frames_never_panic_and_lose_nothing() {
         // Ok(response) or Err(close the connection): both are fine; a panic fails the test.
         let outcome = tokio::time::timeout(
             std::time::Duration::from_millis(limit_ms),
-            handle_frame(&state, frame.clone(), peer, &listener),
+            handle_frame(&state, &sessions, frame.clone(), peer, &listener),
         )
         .await;
         assert!(

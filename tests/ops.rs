@@ -10,9 +10,13 @@ use bytes::Bytes;
 use common::{batch, init_tracing, name, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, GroupId, HeartbeatRequest, ProduceRequest,
+    BrokerId, CreateTopicsRequest, FetchRequest, GroupId, HeartbeatRequest, OffsetCommitRequest,
+    ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -152,7 +156,8 @@ async fn metrics_count_requests_errors_bytes_and_records_per_api_and_topic() {
         .with_max_wait_ms(0)
         .with_min_bytes(1)
         .with_max_bytes(1024 * 1024)
-        .with_session_epoch(-1)
+        // Epoch 0 without a session id: a full fetch that opens a session (KIP-227).
+        .with_session_epoch(0)
         .with_topics(vec![FetchTopic::default()
             .with_topic(name("watched"))
             .with_partitions(vec![FetchPartition::default()
@@ -165,6 +170,19 @@ async fn metrics_count_requests_errors_bytes_and_records_per_api_and_topic() {
         .as_ref()
         .map_or(0, |r| r.len());
     assert!(fetched_bytes > 0);
+    assert_ne!(fetched.session_id, 0, "a session was opened");
+    // An admin commit (generation -1, no member) makes an Empty group that lags the log end
+    // (14) by 4.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("lagging")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(name("watched"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(10)])]);
+    let committed = client.call(8, &commit).await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
     // A group API's error code is counted too: a heartbeat from a member the coordinator does
     // not know gets UNKNOWN_MEMBER_ID (25).
     let heartbeat = HeartbeatRequest::default()
@@ -240,6 +258,15 @@ async fn metrics_count_requests_errors_bytes_and_records_per_api_and_topic() {
     );
     assert!(value("sluice_metadata_topics") >= 1.0);
     assert!(value("sluice_process_resident_memory_bytes") > 0.0);
+    assert_eq!(value("sluice_server_fetch_sessions"), 1.0);
+    assert_eq!(
+        value(r#"sluice_group_lag_records{group="lagging",partition="0",topic="watched"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(r#"sluice_group_state{group="lagging",state="Empty"}"#),
+        1.0
+    );
 }
 
 #[tokio::test]

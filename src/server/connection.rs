@@ -7,7 +7,7 @@
 //! the writer is flushed only when no further request is already buffered.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -15,6 +15,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use crate::broker::Broker;
 use crate::protocol::frame::{read_frame, write_frame, FrameError};
 use crate::server::dispatch;
+use crate::server::fetch_session::FetchSessionCache;
 use crate::server::net::{self, ListenerInfo, Stream};
 
 /// Socket buffer sizes for reading requests and writing responses.
@@ -23,7 +24,13 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves one connection until the client closes it, it idles past connections.max.idle.ms,
 /// it sends something the broker cannot serve (logged once at WARN), or the broker stops.
-pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listener: ListenerInfo) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    fetch_sessions: Arc<Mutex<FetchSessionCache>>,
+    stream: Stream,
+    peer: SocketAddr,
+    listener: ListenerInfo,
+) {
     net::configure(&stream);
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
@@ -58,7 +65,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, listen
             }
         };
         let api_key = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
-        match dispatch::handle_frame(&broker, frame, peer, &listener).await {
+        match dispatch::handle_frame(&broker, &fetch_sessions, frame, peer, &listener).await {
             Ok(Some(parts)) => {
                 // Response-send time: into the write buffer, and onto the socket when the
                 // response outgrows it. Queue time is not measured: a connection handles one

@@ -5,7 +5,7 @@
 //! exactly what is dispatched.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -13,6 +13,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::broker::Broker;
 use crate::protocol::splice::SplicingBuf;
+use crate::server::fetch_session::FetchSessionCache;
 use crate::server::handlers::init_producer_id;
 use crate::server::handlers::offset_for_leader_epoch;
 use crate::server::handlers::{alter_configs, describe_configs, incremental_alter_configs};
@@ -147,6 +148,9 @@ pub struct RequestContext {
     /// The listener the request arrived on: Metadata, DescribeCluster and FindCoordinator
     /// answer the endpoints of the listener of the same name, as Kafka does.
     pub listener: ListenerInfo,
+    /// The server's incremental fetch sessions (KIP-227), which Fetch reads and updates;
+    /// `None` on a controller listener, which serves no Fetch.
+    pub fetch_sessions: Option<Arc<Mutex<FetchSessionCache>>>,
 }
 
 /// Why a connection must close. Logged once by the connection.
@@ -205,6 +209,7 @@ pub fn request_context(
         client_id: header.client_id,
         peer,
         listener: listener.clone(),
+        fetch_sessions: None,
     };
     if !served_on(listener).any(|(key, _)| *key == api_key) {
         return Err(DispatchError::NotOnListener {
@@ -215,15 +220,19 @@ pub fn request_context(
     Ok((ctx, supported))
 }
 
-/// Decodes one request frame, runs its handler and returns the encoded response frame body
-/// (as parts written back to back), or `None` when the request takes no response (acks=0).
+/// Decodes one request frame of a broker listener, runs its handler and returns the encoded
+/// response frame body (as parts written back to back), or `None` when the request takes no
+/// response (acks=0). `fetch_sessions` is the server's cache, handed to the handler in the
+/// request's context.
 pub async fn handle_frame(
     broker: &Arc<Broker>,
+    fetch_sessions: &Arc<Mutex<FetchSessionCache>>,
     mut frame: Bytes,
     peer: SocketAddr,
     listener: &ListenerInfo,
 ) -> Result<Option<Vec<Bytes>>, DispatchError> {
-    let (ctx, supported) = request_context(&mut frame, peer, listener)?;
+    let (mut ctx, supported) = request_context(&mut frame, peer, listener)?;
+    ctx.fetch_sessions = Some(fetch_sessions.clone());
     let (api_key, api_version) = (ctx.api_key, ctx.api_version);
     if !supported.contains(api_version) {
         if api_key == ApiKey::ApiVersions {

@@ -5,6 +5,10 @@
 //! The cache holds at most `max.incremental.fetch.session.cache.slots` sessions; when full the
 //! least recently used one is evicted, and its client gets FETCH_SESSION_ID_NOT_FOUND and starts
 //! a new session with a full fetch, as with Kafka.
+//!
+//! The one cache of a broker is `Server::fetch_sessions`, which every broker listener's
+//! connections share and hand to each request in its context: sessions are the server's
+//! state, so the broker below it does not import the server back.
 
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::server::fetch_session::FetchSessionCache;
+use crate::server::metrics_scrape;
 use crate::server::net::Listener;
 
 /// Most concurrent HTTP connections (scrapers and probes are few; this bounds a flood).
@@ -29,17 +31,18 @@ const HTTP_CONNECTION_MS_MAX: u64 = 60_000;
 /// The Prometheus text exposition format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What the HTTP listener reports: readiness, and the broker once it has started.
+/// What the HTTP listener reports: readiness, and once the broker has started, the broker
+/// and its server's fetch sessions (what a scrape reads).
 #[derive(Debug, Default)]
 pub struct HttpState {
     ready: AtomicBool,
-    broker: OnceLock<Arc<Broker>>,
+    scraped: OnceLock<(Arc<Broker>, Arc<Mutex<FetchSessionCache>>)>,
 }
 
 impl HttpState {
     /// The broker has recovered storage, loaded metadata and bound its Kafka listener.
-    pub fn set_ready(&self, broker: Arc<Broker>) {
-        let _ = self.broker.set(broker);
+    pub fn set_ready(&self, broker: Arc<Broker>, fetch_sessions: Arc<Mutex<FetchSessionCache>>) {
+        let _ = self.scraped.set((broker, fetch_sessions));
         self.ready.store(true, Ordering::SeqCst);
     }
 
@@ -120,9 +123,9 @@ fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Byte
         "/health/live" => text(StatusCode::OK, "live\n"),
         "/health/ready" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/health/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        "/metrics" => match state.broker.get() {
-            Some(broker) => {
-                let body = broker.metrics.render(broker);
+        "/metrics" => match state.scraped.get() {
+            Some((broker, fetch_sessions)) => {
+                let body = metrics_scrape::render(broker, fetch_sessions);
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 response.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,

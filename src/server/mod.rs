@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod fetch_session;
 pub mod handlers;
 pub mod http;
+pub mod metrics_scrape;
 pub mod net;
 pub mod request_metrics;
 
@@ -27,11 +28,16 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::log::disk::{Disk, FsDisk};
 use crate::log::log_manager::prepare_dir;
+use crate::server::fetch_session::FetchSessionCache;
 
 /// A running broker with its accept loop.
 #[derive(Debug)]
 pub struct Server {
     pub broker: Arc<Broker>,
+    /// Incremental fetch sessions (KIP-227), bounded by
+    /// `max.incremental.fetch.session.cache.slots`: shared by every broker listener's
+    /// connections and handed to each request in its context.
+    pub fetch_sessions: Arc<Mutex<FetchSessionCache>>,
     /// The first client listener's address (what single-listener tests connect to).
     pub local_addr: SocketAddr,
     /// Every listener of `listeners` with the address it is bound to, in configured order.
@@ -149,6 +155,9 @@ impl Server {
             ));
         }
         report_previous_shutdown(&config, disk.as_ref());
+        let fetch_sessions = Arc::new(Mutex::new(FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots,
+        )));
         let (log_dirs_key, log_dirs_value) = config.log_dirs_setting();
         let broker = Broker::start(config, &bound, disk, clock, &controller_slot)
             .await
@@ -168,6 +177,7 @@ impl Server {
             tasks.spawn(accept_loop(
                 listener,
                 broker.clone(),
+                fetch_sessions.clone(),
                 connections.clone(),
                 tasks.clone(),
             ));
@@ -177,7 +187,7 @@ impl Server {
             tasks.spawn(log_cleaner(broker.clone()));
         }
         tasks.spawn(crate::group::run_timers(broker.clone()));
-        http_state.set_ready(broker.clone());
+        http_state.set_ready(broker.clone(), fetch_sessions.clone());
         cancel_http.0 = None;
         tracing::info!(
             %local_addr,
@@ -188,6 +198,7 @@ impl Server {
         );
         Ok(Server {
             broker,
+            fetch_sessions,
             local_addr,
             listener_addrs: bound,
             http_addr,
@@ -302,6 +313,7 @@ impl ConnectionLimits {
 async fn accept_loop(
     listener: net::BoundListener,
     broker: Arc<Broker>,
+    fetch_sessions: Arc<Mutex<FetchSessionCache>>,
     limits: ConnectionLimits,
     tasks: TaskTracker,
 ) {
@@ -352,12 +364,13 @@ async fn accept_loop(
             .server_active_connections
             .with_label_values(&[listener_name]);
         let broker = broker.clone();
+        let fetch_sessions = fetch_sessions.clone();
         let info = info.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _ip_guard = ip_guard;
             active.inc();
-            connection::serve(broker.clone(), stream, peer, info).await;
+            connection::serve(broker.clone(), fetch_sessions, stream, peer, info).await;
             active.dec();
         });
     }

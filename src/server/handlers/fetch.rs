@@ -68,19 +68,16 @@ pub async fn handle(
             })
         })
         .collect();
-    let context = if sessions {
-        let mut cache = broker
-            .fetch_sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        cache.new_context(
+    // The cache is the server's, in the request's context (every broker listener has one).
+    let cache = ctx.fetch_sessions.as_ref().filter(|_| sessions);
+    let context = match cache {
+        Some(cache) => cache.lock().unwrap_or_else(|e| e.into_inner()).new_context(
             request.session_id,
             request.session_epoch,
             requested,
             &forgotten,
-        )
-    } else {
-        Ok(FetchContext::Sessionless(requested))
+        ),
+        None => Ok(FetchContext::Sessionless(requested)),
     };
     let context = match context {
         Ok(context) => context,
@@ -128,13 +125,12 @@ pub async fn handle(
         }
     };
 
-    if session_id != 0 {
+    if let Some(cache) = cache.filter(|_| session_id != 0) {
         let told: Vec<(SessionPartition, CachedPartition)> = reads
             .iter()
             .map(|r| (r.key.clone(), r.cached.clone()))
             .collect();
-        broker
-            .fetch_sessions
+        cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .update(session_id, &told);
