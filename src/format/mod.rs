@@ -1,5 +1,5 @@
 //! `sluice format` and `sluice random-uuid`: Kafka's `kafka-storage.sh` (StorageTool and its
-//! Formatter) over the server's own config loading.
+//! Formatter) over the server's own config loading; [`start`] is what the broker reads back.
 //!
 //! `format` writes `meta.properties` (node.id, directory.id, version=1, cluster.id) into every
 //! `log.dirs` entry and `metadata.log.dir`, refusing formatted ones unless
@@ -8,6 +8,7 @@
 //! broker formats an empty dir on its first start. A quorum of several voters must be
 //! formatted, so that every node starts with the same cluster id.
 
+pub mod start;
 pub mod voters;
 
 use std::collections::BTreeSet;
