@@ -82,6 +82,8 @@ impl Broker {
     ) -> Result<Arc<Broker>> {
         let metrics = Metrics::with_series_max(config.metrics_series_max);
         let node_id = config.node_id;
+        // Before LogManager::open, which formats empty dirs: several voters need formatted ones.
+        let voters = crate::format::start::quorum_voters(&config)?;
         let logs = LogManager::open(
             config.log_dirs.clone(),
             disk,
@@ -96,11 +98,7 @@ impl Broker {
             node_id,
             dir: metadata_dir,
             cluster_id: cluster_id.clone(),
-            voters: config
-                .controller_quorum_voters
-                .iter()
-                .map(|v| (v.id, v.address()))
-                .collect(),
+            voters,
             timing: QuorumTiming {
                 fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
                 election_backoff_max_ms: config.controller_quorum_election_backoff_max_ms,

@@ -8,6 +8,7 @@
 //! - [`protocol`]: frames (size-checked before allocation) and record-batch validation.
 //! - [`log`]: one partition's durable segmented log; `LogManager` owns all partitions.
 //! - [`metadata`]: KRaft-style metadata log on openraft applied to an immutable image.
+//! - [`format`]: `sluice format` (kafka-storage.sh) and the voter set it records (KIP-853).
 //! - [`broker`]: the shared state handlers read (config, metadata, logs, clock, metrics).
 //! - [`clock`], [`metrics`], [`error`]: seams used everywhere.
 
@@ -15,6 +16,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod format;
 pub mod group;
 pub mod log;
 pub mod metadata;

@@ -1,6 +1,7 @@
 //! `sluice [server.properties] [--override key=value ...]`: parse config, init tracing, run.
 //! A failed start prints one line, `sluice: <cause>`, naming the setting and value to change.
 //! `sluice healthcheck [host:port]`: probe /health/ready (container HEALTHCHECK), exit 0 if ready.
+//! `sluice format ...` / `sluice random-uuid`: kafka-storage.sh's commands (`sluice::format`).
 
 use std::process::ExitCode;
 
@@ -9,9 +10,15 @@ use sluice::server::Server;
 
 fn main() -> ExitCode {
     // Before config parsing: a HEALTHCHECK must not depend on the broker's config being valid.
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("healthcheck") {
-        return healthcheck(args.next());
+    let mut args = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    match args.next().as_deref() {
+        Some("healthcheck") => return healthcheck(args.next()),
+        Some(command @ ("format" | "random-uuid")) => {
+            return sluice::format::main(command, args.collect())
+        }
+        _ => {}
     }
     let loaded = match config::load_from_process() {
         Ok(loaded) => loaded,

@@ -1,6 +1,7 @@
 //! Black-box: the real `sluice` binary refuses a setting it cannot use (a port in use, an
 //! address that is not local, a path that is a file, under a file, unwritable or locked) with a
-//! non-zero exit within seconds and one `sluice: ` line naming the key, the value and the cause.
+//! non-zero exit within seconds and one `sluice: ` line naming the key, the value and the cause;
+//! and `sluice format` (kafka-storage.sh format) prepares the storage a start then uses.
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -29,6 +30,7 @@ struct Start<'a> {
     work: &'a Path,
     overrides: Vec<(String, String)>,
     uid: Option<u32>,
+    env: Vec<(String, String)>,
 }
 
 impl<'a> Start<'a> {
@@ -43,6 +45,7 @@ impl<'a> Start<'a> {
             work,
             overrides: base.map(|(k, v)| (k.to_string(), v)).to_vec(),
             uid: None,
+            env: Vec::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl<'a> Start<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(uid) = self.uid {
             command.uid(uid).gid(uid);
         }
@@ -321,5 +325,284 @@ fn log_dirs_locked_by_a_running_broker_is_refused_after_the_listeners_are_bound(
     assert!(
         running.0.try_wait().expect("wait").is_none(),
         "the first broker keeps running"
+    );
+}
+
+/// The output of one run of `sluice <args>` (format, random-uuid) in `work`.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_sluice(work: &Path, args: &[String]) -> Ran {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(work)
+        .env_remove("CLUSTER_ID")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `sluice random-uuid`'s id.
+fn random_uuid(work: &Path) -> String {
+    let ran = run_sluice(work, &["random-uuid".to_string()]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let id = ran.stdout.trim().to_string();
+    assert_eq!(id.len(), 22, "{id:?}");
+    id
+}
+
+impl Start<'_> {
+    /// `sluice format <flags>` with this start's settings as `--override`s, as an operator
+    /// formats with the server's own config.
+    fn format(&self, flags: &[&str]) -> Ran {
+        let mut args = vec!["format".to_string()];
+        for (k, v) in &self.overrides {
+            args.push("--override".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(flags.iter().map(|f| f.to_string()));
+        run_sluice(self.work, &args)
+    }
+
+    /// Starts the broker and waits until it logs that it started; the running broker (killed
+    /// when dropped) and its log so far.
+    fn started(&self) -> (Running, String) {
+        let stderr_file = self.work.join(format!("stderr-{}", rand_suffix()));
+        let mut running = Running(self.spawn(&stderr_file));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+            if stderr.contains("sluice broker started") {
+                return (running, stderr);
+            }
+            if let Ok(Some(status)) = running.0.try_wait() {
+                panic!("sluice exited with {status}:\n{stderr}");
+            }
+            assert!(Instant::now() < deadline, "no start within 30 s:\n{stderr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kafka 4's single-node layout with a controller listener on a fixed port and
+    /// `controller.quorum.bootstrap.servers` naming it (KIP-853's dynamic quorum).
+    fn with_bootstrap_servers(self, port: u16) -> Self {
+        self.set(
+            "listeners",
+            format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+        )
+        .set("controller.listener.names", "CONTROLLER")
+        .set(
+            "controller.quorum.bootstrap.servers",
+            format!("127.0.0.1:{port}"),
+        )
+    }
+}
+
+#[test]
+fn format_then_start_uses_the_formatted_cluster_id() {
+    let work = workdir();
+    let data = work.path().join("data");
+    let cluster_id = random_uuid(work.path());
+    // The same property file format as the server's.
+    let properties = work.path().join("server.properties");
+    let text = format!("node.id=1\nlog.dirs={}\n", data.display());
+    std::fs::write(&properties, text).expect("write server.properties");
+    let ran = run_sluice(
+        work.path(),
+        &[
+            "format".into(),
+            "--config".into(),
+            properties.display().to_string(),
+            "--cluster-id".into(),
+            cluster_id.clone(),
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout.trim(),
+        format!(
+            "Formatting metadata directory {} with metadata.version 4.1-IV1.",
+            data.display()
+        )
+    );
+    let meta = std::fs::read_to_string(data.join("meta.properties")).expect("meta.properties");
+    assert!(
+        meta.contains(&format!("cluster.id={cluster_id}\n")),
+        "{meta}"
+    );
+    let (_running, stderr) = Start::new(work.path()).started();
+    assert!(
+        stderr.contains(&format!("cluster_id={cluster_id}")),
+        "the formatted cluster id:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_second_format_is_refused_unless_ignore_formatted_which_formats_only_new_dirs() {
+    let work = workdir();
+    let start = Start::new(work.path());
+    let cluster_id = random_uuid(work.path());
+    assert_eq!(start.format(&["-t", &cluster_id]).code, Some(0));
+    let again = start.format(&["-t", &cluster_id]);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
+    let data = work.path().join("data");
+    assert_eq!(
+        again.stderr.trim(),
+        format!(
+            "sluice format: Log directory {} is already formatted. Use --ignore-formatted to \
+             ignore this directory and format the others.",
+            data.display()
+        )
+    );
+    let ignored = start.format(&["-t", &cluster_id, "--ignore-formatted"]);
+    assert_eq!(ignored.code, Some(0), "{}", ignored.stderr);
+    assert_eq!(
+        ignored.stdout.trim(),
+        "All of the log directories are already formatted."
+    );
+    let more = work.path().join("more");
+    let two =
+        Start::new(work.path()).set("log.dirs", format!("{},{}", data.display(), more.display()));
+    let added = two.format(&["-t", &cluster_id, "-g"]);
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    assert_eq!(
+        added.stdout.trim(),
+        format!(
+            "Formatting data directory {} with metadata.version 4.1-IV1.",
+            more.display()
+        )
+    );
+    // Not even --ignore-formatted formats over another cluster's directory.
+    let other = random_uuid(work.path());
+    let refused = two.format(&["-t", &other, "-g"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("Invalid cluster.id in: "),
+        "{}",
+        refused.stderr
+    );
+    // Nor is a cluster id that is not a base64 UUID accepted.
+    let bad = Start::new(work.path()).set("log.dirs", work.path().join("x").display());
+    let refused = bad.format(&["-t", "my-cluster"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused
+            .stderr
+            .contains("Cluster ID string my-cluster does not appear to be a valid UUID"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn a_cluster_id_other_than_the_formatted_one_is_refused() {
+    let work = workdir();
+    let start = Start::new(work.path());
+    let formatted = random_uuid(work.path());
+    assert_eq!(start.format(&["--cluster-id", &formatted]).code, Some(0));
+    let mut other = Start::new(work.path());
+    let configured = random_uuid(work.path());
+    other.env.push(("CLUSTER_ID".into(), configured.clone()));
+    let line = other.refused();
+    assert!(
+        line.contains(&format!("cluster.id {formatted} in"))
+            && line.contains(&format!("does not match cluster.id {configured}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_standalone_formatted_node_with_bootstrap_servers_starts_as_a_quorum_of_itself() {
+    let work = workdir();
+    let (held, port) = occupied_port();
+    drop(held);
+    let start = Start::new(work.path()).with_bootstrap_servers(port);
+    let cluster_id = random_uuid(work.path());
+    // KIP-853: bootstrap servers without a quorum option is Kafka's refusal.
+    let ran = start.format(&["-t", &cluster_id]);
+    assert_eq!(ran.code, Some(1));
+    assert!(ran
+        .stderr
+        .contains("you must specify one of the following: --standalone"));
+    let ran = start.format(&["-t", &cluster_id, "--standalone"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .starts_with("Formatting dynamic metadata voter directory"),
+        "{}",
+        ran.stdout
+    );
+    let (_running, stderr) = start.started();
+    assert!(
+        stderr.contains("metadata quorum voters from the formatted initial voter set")
+            && stderr.contains(&format!("voters=1@127.0.0.1:{port}")),
+        "the quorum is this node alone:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_node_formatted_to_join_the_quorum_later_is_refused_until_add_raft_voter_is_served() {
+    let work = workdir();
+    let (held, port) = occupied_port();
+    drop(held);
+    let start = Start::new(work.path()).with_bootstrap_servers(port);
+    let cluster_id = random_uuid(work.path());
+    let ran = start.format(&["-t", &cluster_id, "--no-initial-controllers"]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let line = start.refused();
+    assert!(
+        line.contains(
+            "adding a controller to the quorum (AddRaftVoter, KIP-853) is not served yet"
+        ),
+        "{line}"
+    );
+    // --standalone and controller.quorum.voters do not go together (Kafka's message).
+    let voters = Start::new(work.path()).set("controller.quorum.voters", "1@127.0.0.1:9093");
+    let ran = voters.format(&["-t", &cluster_id, "-s", "-g"]);
+    assert_eq!(ran.code, Some(1));
+    assert!(ran
+        .stderr
+        .contains("You cannot specify controller.quorum.voters"));
+}
+
+/// Several voters (only the cluster's own tests may start them, in process) on storage no
+/// `sluice format` prepared stop the start before anything is written there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_voters_on_unformatted_storage_are_refused_naming_sluice_format() {
+    let work = workdir();
+    let data = work.path().join("data");
+    let voters = "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095";
+    let mut config = sluice::config::Config::for_test_with(
+        &data,
+        &[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", voters),
+        ],
+    );
+    config.unreplicated_quorum_for_tests = true;
+    let Err(error) = sluice::server::Server::start(config).await else {
+        panic!("several voters on unformatted storage started");
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains(&format!("controller.quorum.voters={voters}"))
+            && error.contains("have you run `sluice format` to format the directory?"),
+        "{error}"
+    );
+    assert!(
+        !data.join("meta.properties").exists(),
+        "nothing formatted itself"
     );
 }

@@ -81,6 +81,9 @@ use value::{parse_bool, parse_double, parse_int, parse_list, parse_long, parse_s
 /// Usage text for `--help` and command-line errors.
 pub const USAGE: &str = "\
 USAGE: sluice [server.properties] [--override property=value]*
+       sluice format --cluster-id ID [--config server.properties] ...  (see sluice format --help)
+       sluice random-uuid
+       sluice healthcheck [host:port]
 
 Starts a Sluice broker. With no arguments it runs a single-node broker and controller on
 PLAINTEXT://:9092 with data in ./sluice-data.

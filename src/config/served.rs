@@ -70,47 +70,50 @@ fn check_roles(config: &Config) -> Result<(), ConfigError> {
 }
 
 fn check_voters(config: &Config) -> Result<(), ConfigError> {
-    match config.controller_quorum_voters.as_slice() {
-        [] => Ok(()),
-        [only] if only.id == config.node_id => Ok(()),
-        [only] => Err(not_served(
-            config,
-            "controller.quorum.voters",
-            format!(
-                "the only voter is node {}, not this node (node.id={}): this node would not be \
-                 in its own quorum",
-                only.id, config.node_id
-            ),
+    let ids: Vec<i32> = config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    let alone = format!("one voter, {}@host:port, or leave it unset", config.node_id);
+    match voter_set_problem(config, &ids, &alone) {
+        None => Ok(()),
+        Some(reason) => Err(not_served(config, "controller.quorum.voters", reason)),
+    }
+}
+
+/// Why this node cannot serve a quorum of the voters `ids` (`controller.quorum.voters`, or the
+/// initial voters `sluice format` recorded for KIP-853's dynamic quorum), if it cannot;
+/// `alone` says how to configure a quorum of this node alone instead.
+pub fn voter_set_problem(config: &Config, ids: &[i32], alone: &str) -> Option<String> {
+    match ids {
+        [] => None,
+        [only] if *only == config.node_id => None,
+        [only] => Some(format!(
+            "the only voter is node {only}, not this node (node.id={}): this node would not be \
+             in its own quorum",
+            config.node_id
         )),
-        voters if !voters.iter().any(|v| v.id == config.node_id) => Err(not_served(
-            config,
-            "controller.quorum.voters",
-            format!(
-                "this node (node.id={}) is not one of the voters: a broker-only node is not \
-                 served yet",
-                config.node_id
-            ),
+        voters if !voters.contains(&config.node_id) => Some(format!(
+            "this node (node.id={}) is not one of the voters: a broker-only node is not served \
+             yet",
+            config.node_id
         )),
         // The quorum itself runs over the network; the partitions of its brokers are not
         // replicated yet, so only the cluster's own tests may start one.
-        _ if config.unreplicated_quorum_for_tests => Ok(()),
-        voters => Err(not_served(
-            config,
-            "controller.quorum.voters",
-            format!(
-                "a cluster of {} nodes is not served yet (its partitions are not replicated); \
-                 Sluice runs a quorum of this node alone (one voter, {}@host:port, or leave it \
-                 unset)",
-                voters.len(),
-                config.node_id
-            ),
+        _ if config.unreplicated_quorum_for_tests => None,
+        voters => Some(format!(
+            "a cluster of {} nodes is not served yet (its partitions are not replicated); \
+             Sluice runs a quorum of this node alone ({alone})",
+            voters.len(),
         )),
     }
 }
 
-/// KIP-853's dynamic quorum: a single node may name itself (its own controller listener, on
-/// loopback or its own listener host); any other server means a quorum of several nodes.
-fn check_bootstrap_servers(config: &Config) -> Result<(), ConfigError> {
+/// True when `controller.quorum.bootstrap.servers` names only this node's own controller
+/// listener (on loopback or its own listener host), as Kafka 4's shipped single-node
+/// `server.properties` does (`localhost:9093`).
+pub fn bootstrap_names_only_this_node(config: &Config) -> bool {
     let own = |host: &str, port: u16| {
         config.listeners.iter().any(|l| {
             config.controller_listener_names.contains(&l.name)
@@ -118,17 +121,29 @@ fn check_bootstrap_servers(config: &Config) -> Result<(), ConfigError> {
                 && (LOOPBACK_HOSTS.contains(&host) || l.host == host)
         })
     };
-    match config.controller_quorum_bootstrap_servers.as_slice() {
-        [] => Ok(()),
-        [(host, port)] if own(host, *port) => Ok(()),
-        _ => Err(not_served(
-            config,
-            "controller.quorum.bootstrap.servers",
-            "a controller quorum with other nodes is not served yet; Sluice runs a quorum of \
-             this node alone (name only its own controller listener, or leave it unset)"
-                .to_string(),
-        )),
+    matches!(
+        config.controller_quorum_bootstrap_servers.as_slice(),
+        [(host, port)] if own(host, *port)
+    )
+}
+
+/// KIP-853's dynamic quorum: a single node may name itself (its own controller listener, on
+/// loopback or its own listener host); any other server means a quorum of several nodes, which
+/// only the cluster's own tests start (their voter set is the one `sluice format` recorded).
+fn check_bootstrap_servers(config: &Config) -> Result<(), ConfigError> {
+    if config.controller_quorum_bootstrap_servers.is_empty()
+        || bootstrap_names_only_this_node(config)
+        || config.unreplicated_quorum_for_tests
+    {
+        return Ok(());
     }
+    Err(not_served(
+        config,
+        "controller.quorum.bootstrap.servers",
+        "a controller quorum with other nodes is not served yet; Sluice runs a quorum of this \
+         node alone (name only its own controller listener, or leave it unset)"
+            .to_string(),
+    ))
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ impl LogManager {
         let cluster_id = decide_cluster_id(&log_dirs, &metas, node_id, cluster_id)?;
         for (dir, meta) in log_dirs.iter().zip(&metas) {
             if meta.is_none() {
-                write_meta_properties(dir, &cluster_id, node_id)?;
+                write_meta_properties(dir, &cluster_id, node_id, Uuid::new_v4())?;
             }
         }
         let cleaner = LogCleaner::open(
@@ -573,12 +573,13 @@ fn lock_dir(dir: &Path) -> Result<File, DirError> {
 
 /// The identity fields of `meta.properties`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct MetaProperties {
-    cluster_id: Option<String>,
-    node_id: Option<i32>,
+pub(crate) struct MetaProperties {
+    pub(crate) cluster_id: Option<String>,
+    pub(crate) node_id: Option<i32>,
 }
 
-fn read_meta_properties(dir: &Path) -> Result<Option<MetaProperties>> {
+/// `dir/meta.properties`, `None` when the directory is not formatted (no such file).
+pub(crate) fn read_meta_properties(dir: &Path) -> Result<Option<MetaProperties>> {
     let path = dir.join(META_PROPERTIES);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -648,10 +649,18 @@ fn decide_cluster_id(
     Ok(cluster_id.unwrap_or_else(|| uuid_to_base64(Uuid::new_v4())))
 }
 
-fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<()> {
+/// Writes Kafka's v1 `meta.properties` into `dir` (temporary file, fsync, rename, fsync of the
+/// directory). `sluice format` gives a voter's metadata dir the directory id of its
+/// `--initial-controllers` entry, as Kafka's Formatter does; every other dir gets a new one.
+pub(crate) fn write_meta_properties(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+    directory_id: Uuid,
+) -> Result<()> {
     let text = format!(
         "#\n#Written by sluice\nnode.id={node_id}\ndirectory.id={}\nversion=1\ncluster.id={cluster_id}\n",
-        uuid_to_base64(Uuid::new_v4())
+        uuid_to_base64(directory_id)
     );
     let path = dir.join(META_PROPERTIES);
     let tmp = dir.join(format!("{META_PROPERTIES}.tmp"));

@@ -1,7 +1,8 @@
 //! A cluster of in-process brokers on 127.0.0.1 for black-box tests: each node combines the
 //! broker and controller roles, as `process.roles=broker,controller` does, with its own data
 //! directory, an ephemeral client listener and a controller listener on a port picked before
-//! start (the voters must name each other's ports in `controller.quorum.voters`).
+//! start (the voters must name each other's ports in `controller.quorum.voters`). Each node's
+//! storage is formatted first, as `sluice format` would: several voters need formatted dirs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use sluice::clock::SystemClock;
 use sluice::config::Config;
+use sluice::format::{FormatOptions, QuorumOption};
 use sluice::log::disk::FsDisk;
 use sluice::server::Server;
 
@@ -75,6 +77,13 @@ impl Cluster {
             config.cluster_id = Some("sluice-test-cluster-0A".to_string());
             config.unreplicated_quorum_for_tests = true;
             adjust(&mut config);
+            let options = FormatOptions {
+                cluster_id: config.cluster_id.clone().expect("cluster id"),
+                ignore_formatted: false,
+                release_version: None,
+                quorum: QuorumOption::None,
+            };
+            sluice::format::format(&config, &options).expect("sluice format");
             nodes.push(Node {
                 node_id,
                 dir,
