@@ -116,14 +116,12 @@ impl Broker {
             metadata.wait_ready().await?;
             let lifecycle = BrokerLifecycle::start(
                 metadata.clone(),
+                // Incarnation, epoch and fencing are the lifecycle's and the controller's.
                 BrokerRegistration {
                     node_id,
-                    incarnation_id: uuid::Uuid::nil(),
-                    broker_epoch: -1,
                     endpoints: endpoints.clone(),
                     rack: config.broker_rack.clone(),
-                    fenced: true,
-                    in_controlled_shutdown: false,
+                    ..Default::default()
                 },
                 Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64),
             )

@@ -180,31 +180,9 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{format, FormatOptions, QuorumOption};
+    use crate::format::tests::{config, options, CLUSTER};
+    use crate::format::{format, QuorumOption};
     use crate::log::log_manager::write_meta_properties;
-
-    const CLUSTER: &str = "MkU3OEVBNTcwNTJENDM2Qg";
-
-    fn config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
-        let mut overrides = vec![
-            (
-                "listeners",
-                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:19093",
-            ),
-            ("controller.listener.names", "CONTROLLER"),
-        ];
-        overrides.extend_from_slice(extra);
-        Config::for_test_with(dir, &overrides)
-    }
-
-    fn options(quorum: QuorumOption) -> FormatOptions {
-        FormatOptions {
-            cluster_id: CLUSTER.to_string(),
-            ignore_formatted: false,
-            release_version: None,
-            quorum,
-        }
-    }
 
     fn refusal(config: &Config) -> String {
         quorum_voters(config).expect_err("refused").to_string()

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const CLUSTER: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+pub(super) const CLUSTER: &str = "MkU3OEVBNTcwNTJENDM2Qg";
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -16,7 +16,8 @@ fn usage_error(list: &[&str]) -> String {
     }
 }
 
-fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
+/// A node config with a controller listener, shared with `start.rs`'s tests.
+pub(super) fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
     let mut overrides = vec![
         ("listeners", "PLAINTEXT://127.0.0.1:0,CONTROLLER://:19093"),
         ("controller.listener.names", "CONTROLLER"),
@@ -25,7 +26,7 @@ fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
     Config::for_test_with(dir, &overrides)
 }
 
-fn options(quorum: QuorumOption) -> FormatOptions {
+pub(super) fn options(quorum: QuorumOption) -> FormatOptions {
     FormatOptions {
         cluster_id: CLUSTER.to_string(),
         ignore_formatted: false,

@@ -197,10 +197,13 @@ pub fn heartbeat_records(
             in_controlled_shutdown,
         }
     };
-    let leads_any = image
-        .topics
-        .values()
-        .any(|t| t.partitions.iter().any(|p| p.leader == hb.broker_id));
+    // Scanned only for a broker asking to stop, not on every heartbeat.
+    let leads_any = || {
+        image
+            .topics
+            .values()
+            .any(|t| t.partitions.iter().any(|p| p.leader == hb.broker_id))
+    };
     let mut reply = HeartbeatReply {
         is_caught_up,
         is_fenced: reg.fenced,
@@ -215,7 +218,7 @@ pub fn heartbeat_records(
             records.push(change(Some(false), None));
             reply.is_fenced = false;
         }
-    } else if hb.want_fence || (hb.want_shutdown && (reg.in_controlled_shutdown || !leads_any)) {
+    } else if hb.want_fence || (hb.want_shutdown && (reg.in_controlled_shutdown || !leads_any())) {
         // Fenced: by its own wish, or at the end of a controlled shutdown.
         records = fence_records(image, hb.broker_id, unclean_default);
         reply.is_fenced = true;
