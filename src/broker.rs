@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::group::GroupCoordinator;
 use crate::log::disk::Disk;
 use crate::log::log_manager::LogManager;
-use crate::log::partition::Partition;
+use crate::log::partition::PartitionLog;
 use crate::log::LogConfig;
 use crate::metadata::broker_lifecycle::BrokerLifecycle;
 use crate::metadata::controller::{
@@ -25,6 +25,7 @@ use crate::metadata::controller::{
 };
 use crate::metadata::image::{BrokerEndpoint, BrokerRegistration, MetadataImage, TopicImage};
 use crate::metrics::Metrics;
+use crate::replication::{FetcherConfig, ReplicaManager};
 
 /// How long start waits for the controller to unfence this broker after registering.
 const UNFENCE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,13 +42,17 @@ pub struct Broker {
     pub metadata: Arc<MetadataController>,
     /// Registration, heartbeats and controlled shutdown with the active controller.
     pub lifecycle: BrokerLifecycle,
-    pub logs: LogManager,
+    pub logs: Arc<LogManager>,
+    /// The partitions this broker hosts, as leader or follower (replication/).
+    pub replicas: Arc<ReplicaManager>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     /// Bumped on every append so long-polling fetches wake and re-read (see handlers/fetch.rs).
     pub appended: watch::Sender<u64>,
     /// Cancelled once at shutdown; long polls and connections watch it.
     pub shutdown: CancellationToken,
+    /// The broker's own tasks (the metadata applier), which end at `shutdown`.
+    pub background: tokio_util::task::TaskTracker,
     /// Producer id blocks for InitProducerId (KIP-98).
     pub producer_ids: crate::txn::ProducerIdManager,
     /// Consumer groups and committed offsets (group/).
@@ -84,14 +89,14 @@ impl Broker {
         let node_id = config.node_id;
         // Before LogManager::open, which formats empty dirs: several voters need formatted ones.
         let voters = crate::format::start::quorum_voters(&config)?;
-        let logs = LogManager::open(
+        let logs = Arc::new(LogManager::open(
             config.log_dirs.clone(),
             disk,
             clock.clone(),
             metrics.clone(),
             node_id,
             config.cluster_id.clone(),
-        )?;
+        )?);
         let cluster_id = logs.cluster_id().to_string();
         let metadata_dir = config.metadata_log_dir().join("__cluster_metadata-0");
         let metadata = MetadataController::open(ControllerConfig {
@@ -139,7 +144,16 @@ impl Broker {
             }
         };
         let groups = GroupCoordinator::new(&config, clock.clone());
+        let replicas = Arc::new(ReplicaManager::new(
+            node_id,
+            logs.clone(),
+            clock.clone(),
+            metadata.clone(),
+            Arc::new(lifecycle.broker_epoch_source()),
+            fetcher_config(&config),
+        ));
         let broker = Arc::new(Broker {
+            replicas,
             groups,
             effective_config: Mutex::new(Arc::new(config.clone())),
             config,
@@ -153,12 +167,23 @@ impl Broker {
             metrics,
             appended: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
+            background: tokio_util::task::TaskTracker::new(),
             producer_ids: crate::txn::ProducerIdManager::new(),
         });
         broker.drop_logs_of_deleted_topics();
         // Partitions loaded from disk get their topic's configs (and the dynamic broker
         // defaults) now rather than on first use, so retention applies them from the start.
         broker.apply_dynamic_configs();
+        // Every hosted partition takes its role before the first request, then each image
+        // change is applied as it comes.
+        let first = broker.image();
+        broker.apply_image(None, first.clone()).await;
+        broker
+            .background
+            .spawn(broker.clone().follow_metadata(first));
+        broker
+            .replicas
+            .start_isr_expiration(broker.config.replica_lag_time_max_ms);
         broker.groups.load(&broker).await?;
         // Created at start (not on first FindCoordinator) so that a group's first commit
         // never waits for 50 partitions to be created.
@@ -173,22 +198,75 @@ impl Broker {
         self.metadata.image()
     }
 
-    /// The log of a partition the image knows, opened on first use.
-    pub fn partition(&self, topic: &TopicImage, partition: i32) -> Result<Arc<Partition>> {
-        if partition < 0 || partition as usize >= topic.partitions.len() {
-            return Err(Error::UnknownTopicOrPartition);
-        }
-        if let Some(log) = self.logs.get(&topic.name, partition) {
-            if log.topic_id() == topic.topic_id {
-                return Ok(log);
+    /// The log of a partition this broker hosts (leader or follower); NOT_LEADER_OR_FOLLOWER
+    /// when it is not one of its replicas.
+    pub fn partition(&self, topic: &TopicImage, partition: i32) -> Result<Arc<PartitionLog>> {
+        self.replica(topic, partition).map(|p| p.log.clone())
+    }
+
+    /// A partition this broker hosts, with its replication state.
+    pub fn replica(
+        &self,
+        topic: &TopicImage,
+        partition: i32,
+    ) -> Result<Arc<crate::replication::Partition>> {
+        self.replicas
+            .hosted(topic, partition, || self.log_config(topic))
+    }
+
+    /// A partition this broker leads, else NOT_LEADER_OR_FOLLOWER: what every client-facing
+    /// partition API serves from (Kafka's getPartitionOrError with leader checks).
+    pub fn leader(
+        &self,
+        topic: &TopicImage,
+        partition: i32,
+    ) -> Result<Arc<crate::replication::Partition>> {
+        self.replicas
+            .leader(topic, partition, || self.log_config(topic))
+    }
+
+    /// Applies one metadata image to the replica layer (off the runtime's workers: it creates
+    /// and deletes logs), and the broker configs when they changed.
+    async fn apply_image(
+        self: &Arc<Self>,
+        prev: Option<Arc<MetadataImage>>,
+        next: Arc<MetadataImage>,
+    ) {
+        let broker = self.clone();
+        let configs_changed = prev.as_ref().is_none_or(|p| {
+            let node = self.node_id.to_string();
+            p.broker_config("") != next.broker_config("")
+                || p.broker_config(&node) != next.broker_config(&node)
+        });
+        let applied = tokio::task::spawn_blocking(move || {
+            if configs_changed && prev.is_some() {
+                broker.apply_dynamic_configs();
             }
+            broker
+                .replicas
+                .apply_image(prev.as_deref(), &next, &|t| broker.log_config(t));
+        })
+        .await;
+        if let Err(e) = applied {
+            tracing::error!(error = %e, "applying a metadata image to the replica layer failed");
         }
-        self.logs.get_or_create(
-            &topic.name,
-            topic.topic_id,
-            partition,
-            self.log_config(topic),
-        )
+    }
+
+    /// Applies each new image against the previous one until shutdown.
+    async fn follow_metadata(self: Arc<Self>, mut prev: Arc<MetadataImage>) {
+        let mut images = self.metadata.subscribe();
+        loop {
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { return },
+                _ = self.shutdown.cancelled() => return,
+            }
+            let next = images.borrow_and_update().clone();
+            if Arc::ptr_eq(&next, &prev) {
+                continue;
+            }
+            self.apply_image(Some(prev), next.clone()).await;
+            prev = next;
+        }
     }
 
     /// The effective log settings of a topic: its own configs over the broker's defaults
@@ -257,9 +335,12 @@ impl Broker {
 
     /// Deletes a topic from the metadata and then its logs. The order matters: once the image
     /// no longer has the topic no request can reach its partitions.
-    pub async fn delete_topic(&self, name: &str) -> Result<uuid::Uuid> {
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<uuid::Uuid> {
         let topic_id = self.metadata.delete_topic(name).await?;
+        // Every replica's applier removes it; here at once (all its logs in one pass, then the
+        // hosted partitions), so no request on this broker finds it after the answer.
         self.logs.delete_topic(name)?;
+        self.apply_image(None, self.image()).await;
         Ok(topic_id)
     }
 
@@ -280,6 +361,21 @@ impl Broker {
                 }
             }
         }
+    }
+}
+
+/// Kafka's `replica.fetch.*` settings for the follower fetchers.
+fn fetcher_config(config: &Config) -> FetcherConfig {
+    FetcherConfig {
+        node_id: config.node_id,
+        listener: config.inter_broker_listener_name.clone(),
+        max_wait_ms: config.replica_fetch_wait_max_ms,
+        min_bytes: config.replica_fetch_min_bytes,
+        response_max_bytes: config.replica_fetch_response_max_bytes,
+        partition_max_bytes: config.replica_fetch_max_bytes,
+        backoff_ms: config.replica_fetch_backoff_ms.max(0) as u64,
+        request_timeout_ms: 30_000,
+        fetchers_per_broker: config.num_replica_fetchers.max(1) as usize,
     }
 }
 

@@ -67,6 +67,24 @@ pub enum Error {
     DuplicateBrokerRegistration(String),
     #[error("request timed out")]
     RequestTimedOut,
+    /// This broker does not lead (or follow) the partition at the epoch asked for.
+    #[error("{0}")]
+    NotLeaderOrFollower(String),
+    /// A leader epoch older than the partition's (KIP-320's FENCED_LEADER_EPOCH).
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// AlterPartition on an old partition epoch (KIP-497's INVALID_UPDATE_VERSION).
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// AlterPartition naming a fenced or shutting-down broker (INELIGIBLE_REPLICA).
+    #[error("{0}")]
+    IneligibleReplica(String),
+    /// acks=all with fewer in-sync replicas than min.insync.replicas, before appending.
+    #[error("{0}")]
+    NotEnoughReplicas(String),
+    /// The ISR shrank below min.insync.replicas while an acks=all append waited.
+    #[error("{0}")]
+    NotEnoughReplicasAfterAppend(String),
     #[error("{0}")]
     OutOfOrderSequence(String),
     #[error("{0}")]
@@ -204,6 +222,12 @@ impl Error {
             Error::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
             Error::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
+            Error::NotLeaderOrFollower(_) => ResponseError::NotLeaderOrFollower,
+            Error::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+            Error::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+            Error::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+            Error::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
+            Error::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,
             Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
             Error::InvalidTxnState(_) => ResponseError::InvalidTxnState,

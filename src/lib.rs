@@ -7,6 +7,7 @@
 //!   derives from) -> `server::handlers::<api>`.
 //! - [`protocol`]: frames (size-checked before allocation) and record-batch validation.
 //! - [`log`]: one partition's durable segmented log; `LogManager` owns all partitions.
+//! - [`replication`]: hosted partitions as leader or follower, follower fetchers, acks.
 //! - [`metadata`]: KRaft-style metadata log on openraft applied to an immutable image.
 //! - [`format`]: `sluice format` (kafka-storage.sh) and the voter set it records (KIP-853).
 //! - [`broker`]: the shared state handlers read (config, metadata, logs, clock, metrics).
@@ -23,5 +24,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod replication;
 pub mod server;
+pub mod topic_partition;
 pub mod txn;

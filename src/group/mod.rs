@@ -1321,29 +1321,35 @@ impl GroupCoordinator {
             ResponseError::CoordinatorNotAvailable
         })?;
         let index = partition_for(group_id, topic.partitions.len() as i32);
+        // Only the leader of the group's partition coordinates it (Kafka's NOT_COORDINATOR).
         let partition = broker
-            .partition(&topic, index)
-            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+            .leader(&topic, index)
+            .map_err(|_| ResponseError::NotCoordinator)?;
         let batch = encode_batch(records, self.clock.wall_ms())
             .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         let unavailable = |e: Error| {
             tracing::warn!(error = %e, "could not write to {OFFSETS_TOPIC}");
             ResponseError::CoordinatorNotAvailable
         };
-        let max_bytes = partition.config().max_message_bytes;
+        let max_bytes = partition.log.config().max_message_bytes;
         let validated = validate_records(&batch, max_bytes).map_err(|e| match e {
             Error::MessageTooLarge { .. } | Error::RecordListTooLarge { .. } => {
                 ResponseError::InvalidCommitOffsetSize
             }
             e => unavailable(e),
         })?;
-        let epoch = topic.partition(index).map(|p| p.leader_epoch).unwrap_or(0);
-        let info = partition
-            .append(batch, &validated, epoch)
-            .await
-            .map_err(unavailable)?;
-        partition
-            .flush_to(info.last_offset)
+        // acks=all, as Kafka's coordinators write (offsets.commit.timeout.ms bounds it).
+        broker
+            .replicas
+            .append_records(
+                &partition,
+                batch,
+                &validated,
+                crate::replication::ACKS_ALL,
+                std::time::Duration::from_millis(
+                    broker.config.offsets_commit_timeout_ms.max(1) as u64
+                ),
+            )
             .await
             .map_err(unavailable)?;
         broker.notify_appended();
@@ -1361,7 +1367,12 @@ impl GroupCoordinator {
         let mut skipped = 0usize;
         let mut loading: IndexMap<String, consumer::LoadedGroup> = IndexMap::new();
         for index in 0..topic.partitions.len() as i32 {
-            let partition = broker.partition(topic, index)?;
+            // Only partitions this broker hosts hold groups it can load.
+            let partition = match broker.partition(topic, index) {
+                Ok(p) => p,
+                Err(Error::NotLeaderOrFollower(_)) => continue,
+                Err(e) => return Err(e),
+            };
             let mut offset = partition.log_start_offset();
             let end = partition.log_end_offset();
             while offset < end {

@@ -2,7 +2,7 @@
 //! partitions with `cleanup.policy=compact`, only the latest record of each key, removes
 //! tombstones `delete.retention.ms` after they were first cleaned (KIP-534), and remembers how
 //! far each partition is clean in `cleaner-offset-checkpoint`. It reads non-active segments
-//! through `Partition::cleaner_view` and swaps cleaned copies in with `Partition::replace_segment`.
+//! through `PartitionLog::cleaner_view` and swaps cleaned copies in with `PartitionLog::replace_segment`.
 //!
 //! One pass (Kafka's Cleaner.doClean): pick the dirtiest compacted log, build an offset map
 //! (key hash -> latest offset) over its dirty section `[first dirty, first uncleanable)`, as much
@@ -48,7 +48,7 @@ use bytes::{BufMut, BytesMut};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::disk::{Disk, DiskFile};
-use crate::log::partition::{CleanerView, Partition};
+use crate::log::partition::{CleanerView, PartitionLog};
 use crate::log::segment::{remove_index_files, segment_paths, Segment};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
@@ -248,7 +248,7 @@ pub struct CleanStats {
 /// Where a compacted log stands, for choosing which to clean (Kafka's LogToClean).
 #[derive(Debug)]
 struct LogToClean {
-    partition: Arc<Partition>,
+    partition: Arc<PartitionLog>,
     view: CleanerView,
     first_dirty_offset: i64,
     first_uncleanable_offset: i64,
@@ -356,11 +356,11 @@ fn complete_swap(disk: &dyn Disk, dir: &Path, stem: &str, name: &str) -> Result<
     Ok(())
 }
 
-fn partition_key(p: &Partition) -> PartitionKey {
+fn partition_key(p: &PartitionLog) -> PartitionKey {
     (p.topic().to_string(), p.partition())
 }
 
-fn log_dir_of(p: &Partition) -> PathBuf {
+fn log_dir_of(p: &PartitionLog) -> PathBuf {
     p.dir().parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
@@ -469,7 +469,7 @@ impl LogCleaner {
     /// segments (KIP-534 bit 6 with records left), read once per partition after start, so a
     /// restart does not forget tombstones waiting to go. Reads headers only (61 bytes a
     /// batch), off the request workers when offloading.
-    async fn load_horizons(&self, p: &Partition) {
+    async fn load_horizons(&self, p: &PartitionLog) {
         let key = partition_key(p);
         if !p.config().cleanup_compact || lock(&self.state).horizons_loaded.contains(&key) {
             return;
@@ -512,7 +512,7 @@ impl LogCleaner {
     }
 
     /// The checkpointed first dirty offset of a partition (tests, tools).
-    pub fn checkpointed_offset(&self, p: &Partition) -> Option<i64> {
+    pub fn checkpointed_offset(&self, p: &PartitionLog) -> Option<i64> {
         lock(&self.state)
             .checkpoints
             .get(&log_dir_of(p))
@@ -526,10 +526,10 @@ impl LogCleaner {
     /// needed cleaning.
     pub async fn clean_filthiest(
         &self,
-        partitions: &[Arc<Partition>],
+        partitions: &[Arc<PartitionLog>],
         config: &CleanerConfig,
         now_ms: i64,
-    ) -> Result<Option<(Arc<Partition>, CleanStats)>> {
+    ) -> Result<Option<(Arc<PartitionLog>, CleanStats)>> {
         let mut best: Option<LogToClean> = None;
         let mut horizon_due: Option<LogToClean> = None;
         for p in partitions {
@@ -572,7 +572,7 @@ impl LogCleaner {
         }
     }
 
-    fn log_to_clean(&self, p: &Arc<Partition>, now_ms: i64) -> Option<LogToClean> {
+    fn log_to_clean(&self, p: &Arc<PartitionLog>, now_ms: i64) -> Option<LogToClean> {
         let key = partition_key(p);
         if lock(&self.state).uncleanable.contains(&key) {
             return None;
@@ -769,7 +769,7 @@ impl LogCleaner {
     /// Returns the latest future delete horizon of the tombstones it keeps.
     async fn clean_group(
         &self,
-        p: &Partition,
+        p: &PartitionLog,
         group: &[&Segment],
         ctx: &PassContext,
         log_config: &LogConfig,
@@ -877,7 +877,7 @@ impl LogCleaner {
 
     /// Moves the partition's checkpoint to `end_offset` and writes its log dir's checkpoint
     /// file (temp file, fsync, rename, directory fsync, as Kafka's CheckpointFile).
-    async fn finish(&self, p: &Partition, end_offset: i64, horizon: Option<i64>) -> Result<()> {
+    async fn finish(&self, p: &PartitionLog, end_offset: i64, horizon: Option<i64>) -> Result<()> {
         let dir = log_dir_of(p);
         let key = partition_key(p);
         let text = {
@@ -900,7 +900,7 @@ impl LogCleaner {
     }
 
     /// Forgets partitions that no longer exist (deleted topics), so their checkpoints go.
-    pub fn retain_partitions(&self, partitions: &[Arc<Partition>]) {
+    pub fn retain_partitions(&self, partitions: &[Arc<PartitionLog>]) {
         let live: BTreeSet<(PathBuf, PartitionKey)> = partitions
             .iter()
             .map(|p| (log_dir_of(p), partition_key(p)))
@@ -1425,7 +1425,7 @@ mod tests {
         disk: SimDisk,
         clock: Arc<TestClock>,
         metrics: Metrics,
-        log: Arc<Partition>,
+        log: Arc<PartitionLog>,
         cleaner: LogCleaner,
     }
 
@@ -1450,7 +1450,7 @@ mod tests {
             clock: &Arc<TestClock>,
             metrics: &Metrics,
             config: LogConfig,
-        ) -> Arc<Partition> {
+        ) -> Arc<PartitionLog> {
             let id = PartitionId {
                 topic: "compacted".into(),
                 partition: 0,
@@ -1458,7 +1458,7 @@ mod tests {
             };
             let clock: Arc<dyn crate::clock::Clock> = clock.clone();
             Arc::new(
-                Partition::open(
+                PartitionLog::open(
                     id,
                     PathBuf::from(DIR),
                     config,
@@ -1544,7 +1544,7 @@ mod tests {
     }
 
     async fn put(
-        log: &Partition,
+        log: &PartitionLog,
         records: &[(&str, Option<&str>)],
         ts: i64,
         compression: Compression,
@@ -1558,7 +1558,7 @@ mod tests {
     /// (offset, key, value) of every record from the log start, plus each batch's header.
     type Read = (Vec<(i64, String, Option<String>)>, Vec<BatchHeader>);
 
-    fn read_all(log: &Partition) -> Read {
+    fn read_all(log: &PartitionLog) -> Read {
         let mut records = Vec::new();
         let mut headers = Vec::new();
         let mut next = log.log_start_offset();
@@ -1589,7 +1589,7 @@ mod tests {
     /// Appends `rounds` updates of keys k0..k{keys-1}, then one batch with key "last" that
     /// lands in a new active segment. Returns the offset of each (round, key).
     async fn fill(
-        log: &Partition,
+        log: &PartitionLog,
         keys: usize,
         rounds: usize,
         compression: Compression,

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::error::{DirError, Error, Result};
 use crate::log::cleaner::{CleanStats, CleanerConfig, LogCleaner};
 use crate::log::disk::Disk;
-use crate::log::partition::{Partition, PartitionId};
+use crate::log::partition::{PartitionId, PartitionLog};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
 
@@ -34,7 +34,7 @@ const WRITE_CHECK_FILE: &str = ".sluice-write-check";
 /// Kafka's longest legal topic name.
 const TOPIC_NAME_MAX_LEN: usize = 249;
 
-type PartitionMap = BTreeMap<(String, i32), Arc<Partition>>;
+type PartitionMap = BTreeMap<(String, i32), Arc<PartitionLog>>;
 
 /// All partition logs of this broker.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ impl LogManager {
     pub async fn clean_once(
         &self,
         config: &CleanerConfig,
-    ) -> Result<Option<(Arc<Partition>, CleanStats)>> {
+    ) -> Result<Option<(Arc<PartitionLog>, CleanStats)>> {
         let partitions = self.partitions();
         self.cleaner.retain_partitions(&partitions);
         self.cleaner
@@ -154,7 +154,7 @@ impl LogManager {
     }
 
     /// Every loaded partition, ordered by topic then partition.
-    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+    pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
         lock_map(&self.partitions).values().cloned().collect()
     }
 
@@ -170,7 +170,7 @@ impl LogManager {
         out
     }
 
-    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         lock_map(&self.partitions)
             .get(&(topic.to_string(), partition))
             .cloned()
@@ -185,7 +185,7 @@ impl LogManager {
         topic_id: Uuid,
         partition: i32,
         config: LogConfig,
-    ) -> Result<Arc<Partition>> {
+    ) -> Result<Arc<PartitionLog>> {
         validate_topic_name(topic)?;
         if partition < 0 {
             return Err(Error::InvalidPartitions(format!(
@@ -225,7 +225,7 @@ impl LogManager {
     }
 
     /// Writes `partition.metadata` with `topic_id` into `dir` and opens the log there under
-    /// that id; the metadata file is synced with the log's next flush (Partition::open already
+    /// that id; the metadata file is synced with the log's next flush (PartitionLog::open already
     /// queued the directory and its parent).
     fn open_with_topic_id(
         &self,
@@ -234,7 +234,7 @@ impl LogManager {
         partition: i32,
         topic_id: Uuid,
         config: LogConfig,
-    ) -> Result<Arc<Partition>> {
+    ) -> Result<Arc<PartitionLog>> {
         let metadata_path = dir.join(PARTITION_METADATA);
         self.disk
             .write_file(&metadata_path, partition_metadata(topic_id).as_bytes())?;
@@ -243,7 +243,7 @@ impl LogManager {
             partition,
             topic_id,
         };
-        let log = Partition::open(
+        let log = PartitionLog::open(
             id,
             dir.clone(),
             config,
@@ -259,12 +259,12 @@ impl LogManager {
     /// Gives a log without a topic id the one the metadata knows, reopening it under that id.
     fn adopt(
         &self,
-        existing: &Arc<Partition>,
+        existing: &Arc<PartitionLog>,
         topic: &str,
         partition: i32,
         topic_id: Uuid,
         config: LogConfig,
-    ) -> Result<Arc<Partition>> {
+    ) -> Result<Arc<PartitionLog>> {
         existing.mark_deleted();
         self.open_with_topic_id(
             existing.dir().to_path_buf(),
@@ -278,10 +278,18 @@ impl LogManager {
     /// Removes every partition of `topic` and its directory. Partitions still held elsewhere go
     /// offline (their writes fail) instead of writing into removed files.
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
-        let removed: Vec<Arc<Partition>> = {
+        self.delete_where(|(t, _)| t == topic)
+    }
+
+    /// Removes one partition's log (this broker no longer hosts it), as [`Self::delete_topic`].
+    pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<()> {
+        self.delete_where(|(t, p)| t == topic && *p == partition)
+    }
+
+    fn delete_where(&self, doomed: impl Fn(&(String, i32)) -> bool) -> Result<()> {
+        let removed: Vec<Arc<PartitionLog>> = {
             let mut map = lock_map(&self.partitions);
-            let keys: Vec<(String, i32)> =
-                map.keys().filter(|(t, _)| t == topic).cloned().collect();
+            let keys: Vec<(String, i32)> = map.keys().filter(|k| doomed(k)).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         let mut parents = Vec::new();
@@ -313,7 +321,7 @@ impl LogManager {
     /// `log-start-offset-checkpoint` rewritten. Kafka checkpoints it every
     /// `log.flush.start.offset.checkpoint.interval.ms`; doing it at once costs two fsyncs per
     /// request and means a restart never serves deleted records again. Returns the new start.
-    pub async fn delete_records(&self, log: &Arc<Partition>, offset: i64) -> Result<i64> {
+    pub async fn delete_records(&self, log: &Arc<PartitionLog>, offset: i64) -> Result<i64> {
         let _one_writer = self.checkpoint_lock.lock().await;
         let before = log.log_start_offset();
         let low_watermark = log.delete_records_before(offset)?;
@@ -453,7 +461,7 @@ impl LogManager {
                     partition,
                     topic_id,
                 };
-                let log = Partition::open(
+                let log = PartitionLog::open(
                     id,
                     dir,
                     LogConfig::default(),

@@ -2,7 +2,7 @@
 //! recovery of a torn tail at open, group-committed fsync; `LogManager` owns all partitions.
 //!
 //! Durability: an append is in the page cache (and readable up to the high watermark) when
-//! `Partition::append` returns. It is on disk once `Partition::flush_to` covering its offsets
+//! `PartitionLog::append` returns. It is on disk once `PartitionLog::flush_to` covering its offsets
 //! returns, which `append` awaits itself when `flush.messages` is reached. With Kafka's defaults
 //! (`flush.messages`/`flush.ms` unset) acknowledged data survives a broker process crash but not
 //! a power loss; `flush.messages=1` makes every acknowledged append survive power loss.
@@ -24,7 +24,7 @@ pub mod validator;
 
 pub use disk::{DirEntry, Disk, DiskFile, FsDisk, SimDisk};
 pub use log_manager::LogManager;
-pub use partition::{AppendInfo, Partition};
+pub use partition::{AppendInfo, PartitionLog};
 
 use crate::protocol::compression::{Codec, TargetCompression};
 
@@ -87,6 +87,8 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// `min.compaction.lag.ms`: records younger than this are not compacted.
     pub min_compaction_lag_ms: i64,
+    /// `min.insync.replicas`: the ISR an acks=all append needs (checked by the replica layer).
+    pub min_insync_replicas: usize,
     /// `max.compaction.lag.ms`: a dirty record older than this forces a clean.
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: dirty share of the log above which it is cleaned.
@@ -116,6 +118,7 @@ impl Default for LogConfig {
             cleanup_compact: false,
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
+            min_insync_replicas: 1,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
         }
@@ -156,6 +159,7 @@ impl LogConfig {
             min_compaction_lag_ms: e.min_compaction_lag_ms,
             max_compaction_lag_ms: e.max_compaction_lag_ms,
             min_cleanable_dirty_ratio: e.min_cleanable_dirty_ratio,
+            min_insync_replicas: usize::try_from(e.min_insync_replicas.max(1)).unwrap_or(1),
             ..LogConfig::default()
         }
     }

@@ -54,6 +54,10 @@ struct LogState {
     segments: Vec<Segment>,
     log_start_offset: i64,
     log_end_offset: i64,
+    /// Kafka's high watermark: every offset below it is on every in-sync replica, and only
+    /// those are served to consumers. The replica layer moves it (replication/partition.rs);
+    /// it starts at the log start and never exceeds the log end.
+    high_watermark: i64,
     /// Files written outside the active segment (rolled segments, their indexes) that the next
     /// flush must sync too.
     pending_file_syncs: Vec<Arc<dyn DiskFile>>,
@@ -108,9 +112,9 @@ fn lock(m: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One partition's log. Shared as `Arc<Partition>`; every method takes `&self`.
+/// One partition's log. Shared as `Arc<PartitionLog>`; every method takes `&self`.
 #[derive(Debug)]
-pub struct Partition {
+pub struct PartitionLog {
     id: PartitionId,
     dir: PathBuf,
     disk: Arc<dyn Disk>,
@@ -124,7 +128,7 @@ pub struct Partition {
     flush_lock: tokio::sync::Mutex<()>,
 }
 
-impl Partition {
+impl PartitionLog {
     /// Opens (or creates, when `dir` holds no segment) the log in `dir`, recovering it: the
     /// last segment is scanned and truncated at its first torn or invalid batch, earlier ones
     /// are checked through their indexes, and a gap or corruption in an earlier segment ends
@@ -139,7 +143,7 @@ impl Partition {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
         clean_shutdown: bool,
-    ) -> Result<Partition> {
+    ) -> Result<PartitionLog> {
         disk.create_dir_all(&dir)?;
         let now_ms = clock.wall_ms();
         let mut pending_dir_syncs = BTreeSet::new();
@@ -176,7 +180,7 @@ impl Partition {
         let pending_file_syncs = segments.iter().map(|s| Arc::clone(&s.log)).collect();
         let producers = load_producer_state(&id, disk.as_ref(), &dir, &segments, &config)?;
         let (leader_epochs, epochs_changed) = load_leader_epochs(disk.as_ref(), &dir, &segments)?;
-        let partition = Partition {
+        let partition = PartitionLog {
             id,
             dir,
             disk,
@@ -187,6 +191,7 @@ impl Partition {
                 segments,
                 log_start_offset,
                 log_end_offset,
+                high_watermark: log_start_offset,
                 pending_file_syncs,
                 pending_dir_syncs,
                 last_flush_ms: now_ms,
@@ -237,9 +242,48 @@ impl Partition {
         lock(&self.state).log_end_offset
     }
 
-    /// Single node: every appended offset is committed, so the high watermark is the log end.
+    /// The high watermark (see `LogState::high_watermark`).
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        lock(&self.state).high_watermark
+    }
+
+    /// Raises the high watermark to `offset`, capped at the log end; never lowers it (only a
+    /// truncation does). Returns whether it moved.
+    pub fn advance_high_watermark(&self, offset: i64) -> bool {
+        let mut st = lock(&self.state);
+        let target = offset.min(st.log_end_offset);
+        if target > st.high_watermark {
+            st.high_watermark = target;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The newest leader epoch in the log's epoch cache, for a follower's `last_fetched_epoch`
+    /// (KIP-595's diverging-epoch check, Fetch v12+).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        lock(&self.state).leader_epochs.latest_epoch()
+    }
+
+    /// (epoch, end offset) of `requested` as the epoch cache knows it now, without assigning
+    /// anything: what a leader compares a follower's last fetched epoch with, and what a
+    /// follower truncates by.
+    pub fn epoch_end_offset(&self, requested: i32) -> (i32, i64) {
+        let st = lock(&self.state);
+        st.leader_epochs
+            .end_offset_for(requested, st.log_end_offset)
+    }
+
+    /// A new leader's epoch starts at its log end (Kafka assigns it on becoming leader), so
+    /// followers that fetched an older epoch learn where it ended. Returns that start offset.
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<i64> {
+        let mut st = lock(&self.state);
+        let end = st.log_end_offset;
+        if st.leader_epochs.assign(epoch, end) {
+            self.write_leader_epochs(&mut st)?;
+        }
+        Ok(end)
     }
 
     /// No transactions yet: nothing is pending, so LSO == high watermark.
@@ -681,11 +725,17 @@ impl Partition {
                 if !(expired || over_size || below_start) {
                     break;
                 }
+                // Kafka deletes only what every in-sync replica has (deleteOldSegments stops at
+                // the high watermark), so retention never removes unreplicated records.
+                if st.segments[n + 1].base_offset > st.high_watermark && !below_start {
+                    break;
+                }
                 remaining_bytes -= seg.size;
                 n += 1;
             }
             let removed: Vec<Segment> = st.segments.drain(..n).collect();
             st.log_start_offset = st.log_start_offset.max(st.active_first_base());
+            st.high_watermark = st.high_watermark.max(st.log_start_offset);
             if n > 0 {
                 st.pending_dir_syncs.insert(self.dir.clone());
             }
@@ -818,7 +868,7 @@ impl Partition {
     /// next retention pass.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
         let mut st = lock(&self.state);
-        let high_watermark = st.log_end_offset;
+        let high_watermark = st.high_watermark;
         let target = if offset == -1 { high_watermark } else { offset };
         if target < 0 || target > high_watermark {
             return Err(Error::OffsetOutOfRange {
@@ -884,6 +934,7 @@ impl Partition {
         let restored = offset.min(st.log_end_offset);
         st.log_start_offset = st.log_start_offset.max(restored);
         let start = st.log_start_offset;
+        st.high_watermark = st.high_watermark.max(start);
         st.leader_epochs.truncate_from_start(start);
     }
 
@@ -892,12 +943,22 @@ impl Partition {
     /// log end offset becomes the base of the first dropped batch. Blocking (rescans the
     /// segment that is cut); runs on leader changes only.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        self.truncate(offset, false)
+    }
+
+    /// Kafka's truncateFullyAndStartAt: drops the whole log and restarts it empty at `offset`,
+    /// as a follower does when the leader's log starts past its own log end.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        self.truncate(offset, true)
+    }
+
+    fn truncate(&self, offset: i64, fully: bool) -> Result<()> {
         let mut st = lock(&self.state);
         st.check_online()?;
-        if offset >= st.log_end_offset {
+        if offset >= st.log_end_offset && !fully {
             return Ok(());
         }
-        let truncated = self.truncate_locked(&mut st, offset);
+        let truncated = self.truncate_locked(&mut st, offset, fully);
         if let Err(e) = &truncated {
             // Files and state may now disagree: stop serving writes, as Kafka offlines the dir.
             tracing::error!(topic = %self.id.topic, partition = self.id.partition, error = %e,
@@ -907,10 +968,11 @@ impl Partition {
         truncated
     }
 
-    fn truncate_locked(&self, st: &mut LogState, offset: i64) -> Result<()> {
+    fn truncate_locked(&self, st: &mut LogState, offset: i64, fully: bool) -> Result<()> {
         let now_ms = self.clock.wall_ms();
         let config = st.config.clone();
-        let keep = if offset < st.log_start_offset || offset <= st.segments[0].base_offset {
+        let keep = if fully || offset < st.log_start_offset || offset <= st.segments[0].base_offset
+        {
             0
         } else {
             st.segment_index_for(offset) + 1
@@ -955,8 +1017,13 @@ impl Partition {
         st.log_end_offset = st.active().next_offset;
         let end = st.log_end_offset;
         st.log_start_offset = st.log_start_offset.min(end);
+        st.high_watermark = st.high_watermark.clamp(st.log_start_offset, end);
         st.producers.truncate_to(end);
-        if st.leader_epochs.truncate_from_end(end) {
+        let mut epochs_changed = st.leader_epochs.truncate_from_end(end);
+        if fully {
+            epochs_changed |= st.leader_epochs.truncate_from_start(end);
+        }
+        if epochs_changed {
             self.write_leader_epochs(st)?;
         }
         remove_snapshots(self.disk.as_ref(), &self.dir, |offset| offset > end)?;
@@ -1161,7 +1228,7 @@ impl Partition {
     }
 }
 
-/// A partition as the log cleaner sees it (see [`Partition::cleaner_view`]).
+/// A partition as the log cleaner sees it (see [`PartitionLog::cleaner_view`]).
 #[derive(Debug)]
 pub(crate) struct CleanerView {
     pub config: LogConfig,
@@ -1472,12 +1539,15 @@ pub(crate) mod tests {
 
     /// Validates as the Produce handler does, then appends.
     pub(crate) async fn append_checked(
-        log: &Partition,
+        log: &PartitionLog,
         records: BytesMut,
         leader_epoch: i32,
     ) -> Result<AppendInfo> {
         let validated = validate_records(&records, log.config().max_message_bytes)?;
-        log.append(records, &validated, leader_epoch).await
+        let info = log.append(records, &validated, leader_epoch).await?;
+        // As a leader alone in its ISR: what it appended is committed.
+        log.advance_high_watermark(info.last_offset + 1);
+        Ok(info)
     }
 
     pub(crate) fn test_clock(ms: i64) -> Arc<TestClock> {
@@ -1497,8 +1567,8 @@ pub(crate) mod tests {
         dir: &Path,
         config: LogConfig,
         metrics: &Metrics,
-    ) -> Partition {
-        Partition::open(
+    ) -> PartitionLog {
+        PartitionLog::open(
             id(),
             dir.to_path_buf(),
             config,
@@ -1529,12 +1599,12 @@ pub(crate) mod tests {
     }
 
     /// Reads the whole log batch by batch with `max_bytes` per read.
-    fn read_all(log: &Partition, max_bytes: usize) -> Vec<i64> {
+    fn read_all(log: &PartitionLog, max_bytes: usize) -> Vec<i64> {
         let mut out = Vec::new();
         let mut next = log.log_start_offset();
         while next < log.log_end_offset() {
             let bytes = log
-                .read(next, max_bytes, true, log.high_watermark())
+                .read(next, max_bytes, true, log.log_end_offset())
                 .expect("read");
             let offsets = offsets_in(&bytes);
             let last = *offsets.last().expect("a read below the end returns data");
@@ -1545,7 +1615,7 @@ pub(crate) mod tests {
     }
 
     async fn append_n(
-        log: &Partition,
+        log: &PartitionLog,
         batches: usize,
         records: usize,
         ts0: i64,

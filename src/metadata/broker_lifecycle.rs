@@ -71,6 +71,12 @@ impl BrokerLifecycle {
         })
     }
 
+    /// The broker's current epoch, read where a closure is needed (fetchers, AlterPartition).
+    pub fn broker_epoch_source(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let state = self.state.clone();
+        move || state.borrow().broker_epoch
+    }
+
     /// The last state the controller gave.
     pub fn state(&self) -> LifecycleState {
         *self.state.borrow()

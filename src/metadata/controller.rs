@@ -35,7 +35,8 @@ use crate::metadata::records::{
     BrokerRegistration, ConfigResourceType, MetadataBatch, MetadataRecord,
 };
 use crate::metadata::replication_control::{
-    place, replication_factor_error, usable_brokers, PlacementSeed,
+    alter_partition_record, place, replication_factor_error, usable_brokers, AlterPartition,
+    PlacementSeed,
 };
 use crate::metadata::rpc::{
     ControllerWrite, RpcBody, RpcConnection, RpcReply, RpcRequest, WireError, WriteOutput,
@@ -546,6 +547,15 @@ impl MetadataController {
         }
     }
 
+    /// AlterPartition (KIP-497): the leader's ISR change, validated on the partition epoch.
+    /// Returns once this node's image has it, so the leader sees its new ISR on return.
+    pub async fn alter_partition(&self, req: AlterPartition) -> Result<()> {
+        match self.write(ControllerWrite::AlterPartition(req)).await? {
+            WriteOutput::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Creates a topic and returns its new topic id (for `validate_only`, the id it would get).
     pub async fn create_topic(&self, req: CreateTopic) -> Result<Uuid> {
         match self.write(ControllerWrite::CreateTopic(req)).await? {
@@ -947,6 +957,15 @@ impl MetadataController {
                 .allocate_producer_ids_local(broker_id, block_size)
                 .await
                 .map(WriteOutput::ProducerIdStart),
+            ControllerWrite::AlterPartition(req) => {
+                match alter_partition_record(&self.image(), &req) {
+                    Ok(Some(record)) => {
+                        self.propose(vec![record]).await.map(|()| WriteOutput::Done)
+                    }
+                    Ok(None) => Ok(WriteOutput::Done),
+                    Err(e) => Err(e),
+                }
+            }
         };
         // The leader's image has applied everything it acknowledged: its offset covers this.
         (result, self.image_rx.borrow().last_applied_offset)

@@ -219,6 +219,90 @@ pub fn leader_and_isr_updates(
     records
 }
 
+/// One partition of an AlterPartition request (Kafka API 56, KIP-497): the leader asks the
+/// controller to change the ISR, naming the epochs its view was taken at.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlterPartition {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
+/// Kafka's ReplicationControlManager.alterPartition for one partition: the request must come
+/// from the current leader at the current leader and partition epochs (so two concurrent ISR
+/// changes cannot both apply), the new ISR must hold the leader and only replicas, and every
+/// member must be an unfenced broker not shutting down. `None` when the ISR is already that.
+pub fn alter_partition_record(
+    image: &MetadataImage,
+    req: &AlterPartition,
+) -> Result<Option<MetadataRecord>> {
+    match image.broker(req.broker_id) {
+        Some(b) if b.broker_epoch == req.broker_epoch => {}
+        _ => {
+            return Err(Error::StaleBrokerEpoch(format!(
+                "broker {} is not registered with epoch {}",
+                req.broker_id, req.broker_epoch
+            )))
+        }
+    }
+    let topic = image
+        .topic_by_id(&req.topic_id)
+        .ok_or(Error::UnknownTopicId)?;
+    let p = topic
+        .partition(req.partition)
+        .ok_or(Error::UnknownTopicOrPartition)?;
+    if p.leader != req.broker_id {
+        return Err(Error::NotLeaderOrFollower(format!(
+            "broker {} is not the leader of {}-{} (leader {})",
+            req.broker_id, topic.name, req.partition, p.leader
+        )));
+    }
+    if req.leader_epoch != p.leader_epoch {
+        return Err(Error::FencedLeaderEpoch(format!(
+            "leader epoch {} is not the current {}",
+            req.leader_epoch, p.leader_epoch
+        )));
+    }
+    if req.partition_epoch != p.partition_epoch {
+        return Err(Error::InvalidUpdateVersion(format!(
+            "partition epoch {} is not the current {}",
+            req.partition_epoch, p.partition_epoch
+        )));
+    }
+    let distinct: BTreeSet<i32> = req.new_isr.iter().copied().collect();
+    let valid = distinct.len() == req.new_isr.len()
+        && req.new_isr.contains(&p.leader)
+        && req.new_isr.iter().all(|r| p.replicas.contains(r));
+    if !valid {
+        return Err(Error::InvalidRequest(format!(
+            "ISR {:?} must hold the leader {} and only replicas of {:?}",
+            req.new_isr, p.leader, p.replicas
+        )));
+    }
+    if let Some(r) = req
+        .new_isr
+        .iter()
+        .find(|r| !image.broker(**r).is_some_and(|b| b.usable()))
+    {
+        return Err(Error::IneligibleReplica(format!(
+            "replica {r} is fenced or shutting down and cannot join the ISR"
+        )));
+    }
+    if req.new_isr == p.isr {
+        return Ok(None);
+    }
+    Ok(Some(MetadataRecord::PartitionChange {
+        topic_id: req.topic_id,
+        partition: req.partition,
+        leader: None,
+        isr: Some(req.new_isr.clone()),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,7 @@ pub enum ControllerWrite {
         broker_id: i32,
         block_size: i64,
     },
+    AlterPartition(crate::metadata::replication_control::AlterPartition),
 }
 
 /// A CreateTopics entry after the handler resolved defaults (-1) and validated configs.
@@ -144,6 +145,10 @@ pub enum WireError {
     StaleBrokerEpoch(String),
     BrokerIdNotRegistered(i32),
     DuplicateBrokerRegistration(String),
+    NotLeaderOrFollower(String),
+    FencedLeaderEpoch(String),
+    InvalidUpdateVersion(String),
+    IneligibleReplica(String),
     Unavailable(String),
 }
 
@@ -164,6 +169,10 @@ impl From<Error> for WireError {
             Error::StaleBrokerEpoch(m) => WireError::StaleBrokerEpoch(m),
             Error::BrokerIdNotRegistered(id) => WireError::BrokerIdNotRegistered(id),
             Error::DuplicateBrokerRegistration(m) => WireError::DuplicateBrokerRegistration(m),
+            Error::NotLeaderOrFollower(m) => WireError::NotLeaderOrFollower(m),
+            Error::FencedLeaderEpoch(m) => WireError::FencedLeaderEpoch(m),
+            Error::InvalidUpdateVersion(m) => WireError::InvalidUpdateVersion(m),
+            Error::IneligibleReplica(m) => WireError::IneligibleReplica(m),
             other => WireError::Unavailable(other.to_string()),
         }
     }
@@ -186,6 +195,10 @@ impl From<WireError> for Error {
             WireError::StaleBrokerEpoch(m) => Error::StaleBrokerEpoch(m),
             WireError::BrokerIdNotRegistered(id) => Error::BrokerIdNotRegistered(id),
             WireError::DuplicateBrokerRegistration(m) => Error::DuplicateBrokerRegistration(m),
+            WireError::NotLeaderOrFollower(m) => Error::NotLeaderOrFollower(m),
+            WireError::FencedLeaderEpoch(m) => Error::FencedLeaderEpoch(m),
+            WireError::InvalidUpdateVersion(m) => Error::InvalidUpdateVersion(m),
+            WireError::IneligibleReplica(m) => Error::IneligibleReplica(m),
             WireError::Unavailable(m) => Error::MetadataUnavailable(m),
         }
     }

@@ -1,6 +1,6 @@
 //! Kafka v2 record batches as bytes: header parsing, Produce-time validation without
 //! decompressing, in-place offset assignment and LogAppendTime, and a batch iterator used by
-//! recovery and reads. Sits between the Produce handler and `log::Partition::append`.
+//! recovery and reads. Sits between the Produce handler and `log::PartitionLog::append`.
 //!
 //! Layout of a v2 batch (Kafka's `DefaultRecordBatch`), all big endian:
 //! ```text

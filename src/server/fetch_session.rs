@@ -30,6 +30,8 @@ pub struct CachedPartition {
     pub partition_max_bytes: i32,
     /// The client's view of the leader epoch (KIP-320), -1 when it does not know it.
     pub current_leader_epoch: i32,
+    /// A follower's epoch of its last fetched batch (Fetch v12+), -1 when none.
+    pub last_fetched_epoch: i32,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -42,6 +44,7 @@ impl CachedPartition {
             fetch_offset,
             partition_max_bytes,
             current_leader_epoch: -1,
+            last_fetched_epoch: -1,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
@@ -146,6 +149,7 @@ impl FetchSessionCache {
                     cached.fetch_offset = asked.fetch_offset;
                     cached.partition_max_bytes = asked.partition_max_bytes;
                     cached.current_leader_epoch = asked.current_leader_epoch;
+                    cached.last_fetched_epoch = asked.last_fetched_epoch;
                 }
                 None => {
                     session.partitions.insert(key, asked);

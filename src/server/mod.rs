@@ -256,6 +256,10 @@ impl Server {
                  flushing the logs regardless"
             );
         }
+        // Nothing may hold the logs past this point (a restart in this process locks them).
+        self.broker.background.close();
+        self.broker.background.wait().await;
+        self.broker.replicas.shutdown().await;
     }
 }
 

@@ -67,7 +67,7 @@ async fn delete(
             topic.name
         )));
     }
-    let log = broker.partition(topic, partition)?;
+    let log = broker.leader(topic, partition)?.log.clone();
     if !broker
         .config
         .effective_topic_config(&topic.configs)

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -19,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::server::dispatch::{RequestContext, Versions};
 use crate::server::fetch_session::{CachedPartition, FetchContext, SessionPartition};
-use crate::server::handlers::{check_leader_epoch, resolve_topic, topic_name};
+use crate::server::handlers::{check_leader_epoch, leader_hints, resolve_topic, topic_name};
 
 /// v4-v18. v7 adds sessions (KIP-227), v9 current_leader_epoch (KIP-320: FENCED_LEADER_EPOCH /
 /// UNKNOWN_LEADER_EPOCH), v11 rack-aware preferred replica (we answer -1), v12 diverging epochs
@@ -49,8 +48,8 @@ pub async fn handle(
     } else {
         request.replica_id.0
     };
-    // A fetch from a replica (id >= 0; consumers send -1): one node hosts no followers, so as
-    // Kafka's Partition.followerReplicaOrThrow, every partition answers NOT_LEADER_OR_FOLLOWER.
+    // A fetch from a follower (replica id >= 0; consumers send -1) reads up to the log end
+    // and reports the follower's progress (replication/partition.rs).
     let from_follower = replica_id >= 0;
     let requested = requested_partitions(&request.topics, by_id);
     let forgotten: Vec<SessionPartition> = request
@@ -98,6 +97,9 @@ pub async fn handle(
     let read_committed = request.isolation_level == READ_COMMITTED;
     let deadline =
         broker.clock.now() + std::time::Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    if from_follower {
+        record_follower_fetches(broker, replica_id, &partitions, by_id);
+    }
     let mut appended = broker.appended.subscribe();
     let reads = loop {
         appended.mark_unchanged();
@@ -174,6 +176,8 @@ struct PartitionRead {
     /// The high watermark, LSO and log start offset told to the client.
     cached: CachedPartition,
     records: Bytes,
+    /// For a follower that must truncate: the epoch and end offset it diverges at.
+    diverging: Option<(i32, i64)>,
 }
 
 fn requested_partitions(
@@ -196,6 +200,7 @@ fn requested_partitions(
                     },
                     CachedPartition {
                         current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
                         ..CachedPartition::new(p.fetch_offset, p.partition_max_bytes)
                     },
                 )
@@ -225,6 +230,7 @@ fn read_all(
                 current_leader: LeaderIdAndEpoch::default(),
                 cached: CachedPartition::new(asked.fetch_offset, asked.partition_max_bytes),
                 records: Bytes::new(),
+                diverging: None,
             };
             let topic = match resolve_topic(&image, &key.topic, key.topic_id, by_id) {
                 Ok(topic) => topic,
@@ -234,12 +240,9 @@ fn read_all(
                 }
             };
             if let Some(image_partition) = topic.partition(key.partition) {
-                let checked = if from_follower {
-                    Err(ResponseError::NotLeaderOrFollower)
-                } else {
+                if let Err(code) =
                     check_leader_epoch(asked.current_leader_epoch, image_partition.leader_epoch)
-                };
-                if let Err(code) = checked {
+                {
                     read.error = code.code();
                     read.current_leader = LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(image_partition.leader))
@@ -247,25 +250,46 @@ fn read_all(
                     return read;
                 }
             }
-            let partition = match broker.partition(&topic, key.partition) {
+            let partition = match broker.leader(&topic, key.partition) {
                 Ok(p) => p,
                 Err(e) => {
                     read.error = e.error_code();
+                    if let Some(p) = topic.partition(key.partition) {
+                        read.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(p.leader))
+                            .with_leader_epoch(p.leader_epoch);
+                    }
                     return read;
                 }
             };
-            let high_watermark = partition.high_watermark();
-            let last_stable_offset = partition.last_stable_offset();
+            let log = &partition.log;
+            if from_follower && asked.last_fetched_epoch >= 0 {
+                // KIP-595's check (Fetch v12+): a follower whose last fetched epoch ended
+                // earlier here, or that this leader never had, must truncate first.
+                let (epoch, end_offset) = log.epoch_end_offset(asked.last_fetched_epoch);
+                if epoch < asked.last_fetched_epoch || end_offset < asked.fetch_offset {
+                    read.diverging = Some((epoch, end_offset));
+                    read.cached.high_watermark = log.high_watermark();
+                    read.cached.last_stable_offset = log.last_stable_offset();
+                    read.cached.log_start_offset = log.log_start_offset();
+                    return read;
+                }
+            }
+            let high_watermark = log.high_watermark();
+            let last_stable_offset = log.last_stable_offset();
             read.cached.high_watermark = high_watermark;
             read.cached.last_stable_offset = last_stable_offset;
-            read.cached.log_start_offset = partition.log_start_offset();
-            let upper = if read_committed {
+            read.cached.log_start_offset = log.log_start_offset();
+            // Followers read everything the leader has; consumers what is committed.
+            let upper = if from_follower {
+                log.log_end_offset()
+            } else if read_committed {
                 last_stable_offset
             } else {
                 high_watermark
             };
             let limit = budget.min(asked.partition_max_bytes.max(0) as usize);
-            match partition.read(asked.fetch_offset, limit, first, upper) {
+            match log.read(asked.fetch_offset, limit, first, upper) {
                 Ok(records) => {
                     if !records.is_empty() {
                         first = false;
@@ -280,6 +304,44 @@ fn read_all(
         .collect()
 }
 
+/// A follower's fetch tells the leader how far it has come: its fetch offset is its log end
+/// (Kafka's updateFollowerFetchState), which may advance the high watermark and so wake the
+/// consumers and acks=all produces waiting on it.
+fn record_follower_fetches(
+    broker: &Arc<Broker>,
+    replica_id: i32,
+    partitions: &[(SessionPartition, CachedPartition)],
+    by_id: bool,
+) {
+    let image = broker.image();
+    let mut advanced = false;
+    for (key, asked) in partitions {
+        let Ok(topic) = resolve_topic(&image, &key.topic, key.topic_id, by_id) else {
+            continue;
+        };
+        let leads_at_epoch = topic.partition(key.partition).is_some_and(|p| {
+            check_leader_epoch(asked.current_leader_epoch, p.leader_epoch).is_ok()
+        });
+        if !leads_at_epoch {
+            continue;
+        }
+        let Ok(partition) = broker.leader(&topic, key.partition) else {
+            continue;
+        };
+        let before = partition.log.high_watermark();
+        if let Err(e) = broker
+            .replicas
+            .follower_fetched(&partition, replica_id, asked.fetch_offset)
+        {
+            tracing::debug!(partition = %partition.tp, replica_id, error = %e, "follower fetch not recorded");
+        }
+        advanced |= partition.log.high_watermark() > before;
+    }
+    if advanced {
+        broker.notify_appended();
+    }
+}
+
 /// The endpoints of the leaders named in `current_leader` hints (KIP-951's NodeEndpoints).
 fn leader_endpoints(
     broker: &Arc<Broker>,
@@ -292,16 +354,14 @@ fn leader_endpoints(
         .map(|p| p.current_leader.leader_id.0)
         .filter(|id| *id >= 0)
         .collect();
-    let image = broker.image();
-    image
-        .brokers_on(listener)
-        .filter(|(b, _)| leaders.contains(&b.node_id))
-        .map(|(b, endpoint)| {
+    leader_hints(broker, listener, &leaders)
+        .into_iter()
+        .map(|h| {
             NodeEndpoint::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(endpoint.host.clone()))
-                .with_port(endpoint.port)
-                .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_node_id(BrokerId(h.node_id))
+                .with_host(StrBytes::from_string(h.host))
+                .with_port(h.port)
+                .with_rack(h.rack.map(StrBytes::from_string))
         })
         .collect()
 }
@@ -320,6 +380,7 @@ fn build_topics(
     for (read, (_, before)) in reads.into_iter().zip(session) {
         let changed = !read.records.is_empty()
             || read.error != 0
+            || read.diverging.is_some()
             || read.cached.high_watermark != before.high_watermark
             || read.cached.last_stable_offset != before.last_stable_offset
             || read.cached.log_start_offset != before.log_start_offset;
@@ -337,6 +398,11 @@ fn build_topics(
             .with_records(Some(read.records));
         if hints {
             partition.current_leader = read.current_leader;
+        }
+        if let Some((epoch, end_offset)) = read.diverging {
+            partition.diverging_epoch = EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset);
         }
         let same_topic = topics.last().is_some_and(|t| {
             if by_id {

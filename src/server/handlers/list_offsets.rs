@@ -38,6 +38,9 @@ pub async fn handle(
 ) -> ListOffsetsResponse {
     let image = broker.image();
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // A follower (replica id >= 0) asks for the leader's log end, not its high watermark
+    // (Kafka's fetchOffsetForTimestamp without an isolation level).
+    let from_replica = request.replica_id.0 >= 0;
     let topics = request
         .topics
         .into_iter()
@@ -52,7 +55,7 @@ pub async fn handle(
                     let found = image_topic
                         .as_ref()
                         .ok_or(ResponseError::UnknownTopicOrPartition)
-                        .and_then(|t| lookup(broker, t, p, read_committed));
+                        .and_then(|t| lookup(broker, t, p, read_committed, from_replica));
                     let (mut response, leader_epoch) = match found {
                         Ok((offset, timestamp, leader_epoch)) => (
                             response.with_offset(offset).with_timestamp(timestamp),
@@ -87,10 +90,12 @@ fn lookup(
     topic: &TopicImage,
     request: &ListOffsetsPartition,
     read_committed: bool,
+    from_replica: bool,
 ) -> Result<(i64, i64, i32), ResponseError> {
     let partition = broker
-        .partition(topic, request.partition_index)
+        .leader(topic, request.partition_index)
         .map_err(|e| e.code())?;
+    let partition = &partition.log;
     let leader_epoch = topic
         .partition(request.partition_index)
         .map(|p| p.leader_epoch)
@@ -98,7 +103,9 @@ fn lookup(
     check_leader_epoch(request.current_leader_epoch, leader_epoch)?;
     let found = match request.timestamp {
         LATEST_TIMESTAMP => {
-            let offset = if read_committed {
+            let offset = if from_replica {
+                partition.log_end_offset()
+            } else if read_committed {
                 partition.last_stable_offset()
             } else {
                 partition.high_watermark()

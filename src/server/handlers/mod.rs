@@ -82,6 +82,37 @@ pub fn check_leader_epoch(
     }
 }
 
+/// A leader's endpoint on the request's listener, for KIP-951's new-leader hints.
+pub struct LeaderHint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The endpoints on `listener` of the live brokers among `leaders` (Produce v10+ and Fetch
+/// v16+ NodeEndpoints).
+pub fn leader_hints(
+    broker: &crate::broker::Broker,
+    listener: &str,
+    leaders: &std::collections::BTreeSet<i32>,
+) -> Vec<LeaderHint> {
+    if leaders.is_empty() {
+        return Vec::new();
+    }
+    let image = broker.image();
+    image
+        .brokers_on(listener)
+        .filter(|(b, _)| leaders.contains(&b.node_id))
+        .map(|(b, endpoint)| LeaderHint {
+            node_id: b.node_id,
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            rack: b.rack.clone(),
+        })
+        .collect()
+}
+
 /// A topic name for a response.
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))

@@ -80,7 +80,11 @@ fn end_offset(
         .ok_or(ResponseError::UnknownTopicOrPartition)?
         .leader_epoch;
     check_leader_epoch(current_leader_epoch, leader_epoch)?;
-    let log = broker.partition(topic, partition).map_err(|e| e.code())?;
+    let log = broker
+        .leader(topic, partition)
+        .map_err(|e| e.code())?
+        .log
+        .clone();
     log.end_offset_for_epoch(requested, leader_epoch)
         .map_err(|e: Error| e.code())
 }

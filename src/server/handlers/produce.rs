@@ -10,16 +10,18 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error::{Error, RecordError};
+use crate::log::AppendInfo;
 use crate::protocol::record_batch::{parse_header, validate_records, BATCH_HEADER_LEN, MAGIC_V2};
 use crate::server::dispatch::{RequestContext, Versions};
-use crate::server::handlers::resolve_topic;
+use crate::server::handlers::{leader_hints, resolve_topic};
 
 /// v3-v13 served, advertised from v0 as Kafka 4.1 does (KAFKA-18659): librdkafka before 2.11.1
 /// reads a Produce minimum above 0 as "no message format v2" and stops compressing
@@ -37,10 +39,15 @@ pub async fn handle(
 ) -> ProduceResponse {
     let by_id = ctx.api_version >= 13;
     let image = broker.image();
-    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let acks_all = request.acks == crate::replication::ACKS_ALL;
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // Every partition is appended first and only then waited on, so an acks=all request
+    // waits for the slowest partition's replication, not for the sum of them.
+    let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = resolve_topic(&image, topic_data.name.as_str(), topic_data.topic_id, by_id);
-        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
             let result = match (&topic, request.acks) {
@@ -49,40 +56,81 @@ pub async fn handle(
                     None,
                 )),
                 (Err(code), _) => Err(ProduceError::Kafka(*code, None)),
-                (Ok(topic), acks) => {
+                (Ok(topic), _) => {
                     append(
                         broker,
                         topic,
                         index,
                         partition_data.records,
-                        acks,
-                        request.timeout_ms,
+                        acks_all,
                         ctx.api_version,
                     )
                     .await
                 }
             };
-            partition_responses.push(partition_response(index, result));
+            partitions.push((index, result));
+        }
+        topics.push((topic_data.name, topic_data.topic_id, topic, partitions));
+    }
+    // Followers long-poll for new records: wake them before waiting for them.
+    broker.notify_appended();
+    let hints = ctx.api_version >= LEADER_HINT_VERSION;
+    let mut leaders = std::collections::BTreeSet::new();
+    let mut responses = Vec::with_capacity(topics.len());
+    for (name, topic_id, topic, partitions) in topics {
+        let mut partition_responses = Vec::with_capacity(partitions.len());
+        for (index, result) in partitions {
+            let result = match result {
+                Ok((partition, info)) if acks_all => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match partition.wait_replicated(info.last_offset, left).await {
+                        Ok(()) => Ok(info),
+                        Err(e) => Err(ProduceError::from(e)),
+                    }
+                }
+                Ok((_, info)) => Ok(info),
+                Err(e) => Err(e),
+            };
+            let mut response = partition_response(index, result);
+            let not_leader = response.error_code == ResponseError::NotLeaderOrFollower.code();
+            if hints && not_leader {
+                if let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(index)) {
+                    response.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_epoch(p.leader_epoch);
+                    leaders.insert(p.leader);
+                }
+            }
+            partition_responses.push(response);
         }
         let mut response =
             TopicProduceResponse::default().with_partition_responses(partition_responses);
         if by_id {
-            response.topic_id = topic_data.topic_id;
+            response.topic_id = topic_id;
         } else {
-            response.name = topic_data.name;
+            response.name = name;
         }
         responses.push(response);
     }
-    broker.notify_appended();
-    ProduceResponse::default().with_responses(responses)
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if hints {
+        response.node_endpoints = leader_hints(broker, &ctx.listener.name, &leaders)
+            .into_iter()
+            .map(|h| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(h.node_id))
+                    .with_host(StrBytes::from_string(h.host))
+                    .with_port(h.port)
+                    .with_rack(h.rack.map(StrBytes::from_string))
+            })
+            .collect();
+    }
+    response
 }
 
-/// What one partition's produce came to, before it is put into the response.
-struct Appended {
-    base_offset: i64,
-    log_append_time_ms: i64,
-    log_start_offset: i64,
-}
+/// Produce v10: partitions refused with NOT_LEADER_OR_FOLLOWER carry the leader the image
+/// knows and its endpoint (KIP-951), so a client moves without a metadata round trip.
+const LEADER_HINT_VERSION: i16 = 10;
 
 enum ProduceError {
     Kafka(ResponseError, Option<String>),
@@ -146,10 +194,9 @@ async fn append(
     topic: &crate::metadata::image::TopicImage,
     index: i32,
     records: Option<bytes::Bytes>,
-    acks: i16,
-    timeout_ms: i32,
+    acks_all: bool,
     api_version: i16,
-) -> Result<Appended, ProduceError> {
+) -> Result<(Arc<crate::replication::Partition>, AppendInfo), ProduceError> {
     if crate::server::handlers::metadata::is_internal(&topic.name) {
         // Only the coordinators write their internal topics (Kafka's ReplicaManager refuses
         // client appends to them the same way).
@@ -158,10 +205,10 @@ async fn append(
             Some(format!("Cannot append to internal topic {}", topic.name)),
         ));
     }
-    let partition = broker.partition(topic, index)?;
+    let partition = broker.leader(topic, index)?;
     let records = records.unwrap_or_default();
     check_request_records(&records, api_version)?;
-    let max_message_bytes = partition.config().max_message_bytes;
+    let max_message_bytes = partition.log.config().max_message_bytes;
     let validated = validate_records(&records, max_message_bytes)?;
     if validated.transactional {
         // No transaction coordinator yet, so no transaction can be open on this partition:
@@ -173,39 +220,16 @@ async fn append(
         ));
     }
     // Idempotent batches (producer id >= 0) are checked against the partition's producer
-    // state inside `Partition::append`, under its lock (log/producer_state.rs).
+    // state inside the log's append, under its lock (log/producer_state.rs).
     let info = partition
-        .append(
-            BytesMut::from(&records[..]),
-            &validated,
-            topic_leader_epoch(topic, index),
-        )
+        .append_as_leader(BytesMut::from(&records[..]), &validated, acks_all)
         .await?;
-    if acks == -1 {
-        let wait = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
-        match tokio::time::timeout(wait, partition.flush_to(info.last_offset)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(ProduceError::Kafka(ResponseError::RequestTimedOut, None)),
-        }
-    }
-    Ok(Appended {
-        base_offset: info.base_offset,
-        log_append_time_ms: info.log_append_time_ms,
-        log_start_offset: info.log_start_offset,
-    })
-}
-
-fn topic_leader_epoch(topic: &crate::metadata::image::TopicImage, index: i32) -> i32 {
-    topic
-        .partitions
-        .get(index as usize)
-        .map(|p| p.leader_epoch)
-        .unwrap_or(0)
+    Ok((partition, info))
 }
 
 fn partition_response(
     index: i32,
-    result: Result<Appended, ProduceError>,
+    result: Result<AppendInfo, ProduceError>,
 ) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     match result {
