@@ -330,7 +330,17 @@ impl Broker {
     /// Creates a topic through the metadata quorum with the broker's defaults where the
     /// request says -1 (KIP-464), as auto-creation and CreateTopics both need.
     pub async fn create_topic(&self, request: CreateTopic) -> Result<uuid::Uuid> {
-        self.metadata.create_topic(request).await
+        let (name, validate_only) = (request.name.clone(), request.validate_only);
+        let topic_id = self.metadata.create_topic(request).await?;
+        // This broker's replicas of the new partitions exist before the answer (the applier
+        // would create them moments later, on every broker).
+        if !validate_only {
+            if let Some(topic) = self.image().topics.get(&name).cloned() {
+                self.replicas
+                    .apply_topic(&topic, false, &|t| self.log_config(t));
+            }
+        }
+        Ok(topic_id)
     }
 
     /// Deletes a topic from the metadata and then its logs. The order matters: once the image

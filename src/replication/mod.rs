@@ -251,14 +251,25 @@ impl ReplicaManager {
             let configs_changed = prev
                 .and_then(|p| p.topics.get(name))
                 .is_some_and(|old| old.configs != topic.configs);
-            for p in &topic.partitions {
-                match self.apply_partition(topic, p, || config(topic)) {
-                    Ok(Some(hosted)) if configs_changed => hosted.log.set_config(config(topic)),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(topic = %name, partition = p.partition, error = %e,
-                            "could not apply the partition's metadata")
-                    }
+            self.apply_topic(topic, configs_changed, config);
+        }
+    }
+
+    /// Applies every partition of `topic` (see [`Self::apply_image`]); with `configs_changed`
+    /// the hosted ones get the topic's new log settings.
+    pub fn apply_topic(
+        &self,
+        topic: &TopicImage,
+        configs_changed: bool,
+        config: &dyn Fn(&TopicImage) -> LogConfig,
+    ) {
+        for p in &topic.partitions {
+            match self.apply_partition(topic, p, || config(topic)) {
+                Ok(Some(hosted)) if configs_changed => hosted.log.set_config(config(topic)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = p.partition, error = %e,
+                        "could not apply the partition's metadata")
                 }
             }
         }
