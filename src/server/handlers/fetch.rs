@@ -109,7 +109,7 @@ pub async fn handle(
             request.max_bytes,
             read_committed,
             by_id,
-            from_follower,
+            replica_id,
         );
         let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
         let any_error = reads.iter().any(|r| r.error != 0);
@@ -216,8 +216,9 @@ fn read_all(
     max_bytes: i32,
     read_committed: bool,
     by_id: bool,
-    from_follower: bool,
+    replica_id: i32,
 ) -> Vec<PartitionRead> {
+    let from_follower = replica_id >= 0;
     let image = broker.image();
     let mut budget = max_bytes.max(0) as usize;
     let mut first = true;
@@ -240,9 +241,16 @@ fn read_all(
                 }
             };
             if let Some(image_partition) = topic.partition(key.partition) {
-                if let Err(code) =
+                // Kafka's followerReplicaOrThrow: a replica id that is not one of the
+                // partition's replicas gets NOT_LEADER_OR_FOLLOWER.
+                let not_a_replica =
+                    from_follower && !image_partition.replicas.contains(&replica_id);
+                let checked = if not_a_replica {
+                    Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower)
+                } else {
                     check_leader_epoch(asked.current_leader_epoch, image_partition.leader_epoch)
-                {
+                };
+                if let Err(code) = checked {
                     read.error = code.code();
                     read.current_leader = LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(image_partition.leader))
